@@ -1,0 +1,39 @@
+"""celery_bgtask: the BackgroundTask contract on top of Celery.
+
+Durable, queryable task records in your SQL database, per-type state callbacks driven by
+Celery's signals, database-backed beat schedules and Webiny-style task definitions.
+"""
+
+from .component import BackgroundTaskComponent
+from .errors import (
+    BgTaskError,
+    HandlerNotFoundError,
+    NamespaceMismatchError,
+    TaskValidationError,
+)
+from .models import (
+    BackgroundTask,
+    ErrorInfo,
+    HandlerOptions,
+    QueryResult,
+    ScheduledTaskInfo,
+    ScheduledTaskTime,
+    SortDirection,
+    TaskStatus,
+)
+
+__all__ = [
+    "BackgroundTask",
+    "BackgroundTaskComponent",
+    "BgTaskError",
+    "ErrorInfo",
+    "HandlerNotFoundError",
+    "HandlerOptions",
+    "NamespaceMismatchError",
+    "QueryResult",
+    "ScheduledTaskInfo",
+    "ScheduledTaskTime",
+    "SortDirection",
+    "TaskStatus",
+    "TaskValidationError",
+]

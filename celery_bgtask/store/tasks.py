@@ -1,0 +1,245 @@
+"""``TaskStore``: every read and write of task records, as SQLAlchemy Core statements.
+
+The domain layer (component, execution) never builds SQL; it calls these methods. Each
+state change is one conditional UPDATE whose WHERE clause states the state it expects
+(``status``, ``attempt``), so duplicate deliveries, racing workers and racing sweepers
+are harmless: exactly one of them sees ``rowcount == 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Row,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from ..models import TaskStatus
+from .engine import is_mysql
+from .schema import slots, tasks
+
+c = tasks.c
+PENDING = TaskStatus.PENDING.value
+PROCESSING = TaskStatus.PROCESSING.value
+TERMINAL = (TaskStatus.SUCCESS.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)
+
+#: ``query`` sort properties (camelCase and snake_case) to columns. dateCompleted is
+#: nullable; NULL sorts as -1 so unfinished tasks come first when ascending.
+SORT_KEYS: dict[str, str] = {
+    "dateCreated": "date_created",
+    "date_created": "date_created",
+    "dateModified": "date_modified",
+    "date_modified": "date_modified",
+    "dateCompleted": "date_completed",
+    "date_completed": "date_completed",
+    "status": "status",
+}
+
+
+def _sort_expr(column: str) -> ColumnElement[Any]:
+    if column == "date_completed":
+        return func.coalesce(c.date_completed, -1)
+    return tasks.c[column]
+
+
+class TaskStore:
+    """Task records in one database. Thread-safe; one per engine is enough."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # MariaDB/MySQL have no UPDATE ... RETURNING; read back in the same transaction.
+        self._returning = not is_mysql(engine)
+
+    # -- writes from producers -------------------------------------------------------
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(tasks), list(rows))
+
+    def get(self, task_id: str) -> Row[Any] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tasks).where(c.id == task_id)).first()
+
+    def delete(self, task_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tasks).where(c.id == task_id)).rowcount == 1
+
+    def set_enqueued(self, task_id: str, enqueued_at: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(tasks).where(c.id == task_id).values(enqueued_at=enqueued_at))
+
+    def transition(
+        self, task_id: str, where: Iterable[ColumnElement[bool]], values: Mapping[str, Any]
+    ) -> Row[Any] | None:
+        """Conditionally update one record; return the new row, or None if the condition failed."""
+        stmt = update(tasks).where(c.id == task_id, *where).values(**values)
+        with self.engine.begin() as conn:
+            if self._returning:
+                return conn.execute(stmt.returning(*tasks.c)).first()
+            if conn.execute(stmt).rowcount != 1:
+                return None
+            return conn.execute(select(tasks).where(c.id == task_id)).first()
+
+    # -- query ---------------------------------------------------------------------
+    def page(
+        self,
+        *,
+        task_type: str | None,
+        status: str | None,
+        sort_column: str,
+        descending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """One keyset page, ordered by (sort key, id); ``after`` is the previous page's last key."""
+        key = _sort_expr(sort_column)
+        stmt = select(tasks)
+        if task_type is not None:
+            stmt = stmt.where(c.type == task_type)
+        if status is not None:
+            stmt = stmt.where(c.status == status)
+        if after is not None:
+            bound = tuple_(key, c.id)
+            value = tuple_(*after)
+            stmt = stmt.where(bound < value if descending else bound > value)
+        order = (key.desc(), c.id.desc()) if descending else (key.asc(), c.id.asc())
+        stmt = stmt.order_by(*order).limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt))
+
+    # -- execution -----------------------------------------------------------------
+    def claim(self, task_id: str, expected_attempt: int, now: int, lease_until: int, worker: str) -> Row[Any] | None:
+        """pending (or between iterations), due, at ``expected_attempt`` -> processing under a lease."""
+        runnable = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
+        return self.transition(
+            task_id,
+            [runnable, c.attempt == expected_attempt, c.next_run_at <= now],
+            {
+                "status": PROCESSING,
+                "attempt": expected_attempt + 1,
+                "lease_until": lease_until,
+                "date_modified": now,
+                "worker": worker,
+            },
+        )
+
+    def finish(self, task_id: str, attempt: int, values: Mapping[str, Any]) -> Row[Any] | None:
+        """Write the outcome of a run we still own (fenced by ``attempt``)."""
+        return self.transition(
+            task_id, [c.status == PROCESSING, c.attempt == attempt, c.lease_until.is_not(None)], values
+        )
+
+    def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:
+        """Heartbeat: push out the lease of every (id, attempt) this process is running."""
+        if not owned:
+            return
+        with self.engine.begin() as conn:
+            for task_id, attempt in owned.items():
+                conn.execute(
+                    update(tasks)
+                    .where(c.id == task_id, c.attempt == attempt, c.status == PROCESSING)
+                    .values(lease_until=lease_until)
+                )
+
+    def due_for_publish(self, now: int, stale_before: int, types: Sequence[str], limit: int) -> list[Row[Any]]:
+        """Runnable records whose wake-up message is missing or stale, of the given types."""
+        if not types:
+            return []
+        waiting = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
+        stmt = (
+            select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at)
+            .where(
+                c.status.in_((PENDING, PROCESSING)),
+                waiting,
+                c.next_run_at <= now,
+                or_(c.enqueued_at.is_(None), c.enqueued_at < stale_before),
+                c.type.in_(list(types)),
+            )
+            .order_by(c.next_run_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt))
+
+    def take_publish(self, task_id: str, attempt: int, old_enqueued: int | None, now: int) -> bool:
+        """Compare-and-set ``enqueued_at`` so one sweeper publishes a given wake-up."""
+        cond = c.enqueued_at.is_(None) if old_enqueued is None else c.enqueued_at == old_enqueued
+        with self.engine.begin() as conn:
+            stmt = update(tasks).where(c.id == task_id, c.attempt == attempt, cond).values(enqueued_at=now)
+            return conn.execute(stmt).rowcount == 1
+
+    def expired_leases(self, now: int, limit: int) -> list[Row[Any]]:
+        stmt = (
+            select(tasks)
+            .where(c.status == PROCESSING, c.lease_until.is_not(None), c.lease_until < now)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
+    def expired_records(self, now: int, limit: int) -> list[str]:
+        stmt = select(c.id).where(c.date_retain_until.is_not(None), c.date_retain_until < now).limit(limit)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(stmt)]
+
+    def delete_expired(self, ids: Sequence[str], now: int) -> int:
+        """Delete the given ids if they are still finished and past retention (short transaction)."""
+        if not ids:
+            return 0
+        stmt = delete(tasks).where(
+            c.id.in_(list(ids)), c.status.in_(TERMINAL), c.date_retain_until.is_not(None), c.date_retain_until < now
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount
+
+    # -- concurrency slots -----------------------------------------------------------
+    def acquire_slot(self, task_type: str, capacity: int, holder: str, now: int, lease_until: int) -> int | None:
+        """Take a free (or expired) slot of ``task_type``; None when all ``capacity`` are held."""
+        with self.engine.begin() as conn:
+            have = select(slots.c.slot).where(slots.c.type == task_type, slots.c.slot < capacity)
+            existing = {r[0] for r in conn.execute(have)}
+            missing = [{"type": task_type, "slot": n, "holder": None, "lease_until": None}
+                       for n in range(capacity) if n not in existing]
+        if missing:
+            for row in missing:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(insert(slots), [row])
+                except Exception:
+                    pass
+        for n in range(capacity):
+            free = or_(slots.c.holder.is_(None), slots.c.lease_until < now, slots.c.holder == holder)
+            stmt = (
+                update(slots)
+                .where(slots.c.type == task_type, slots.c.slot == n, free)
+                .values(holder=holder, lease_until=lease_until)
+            )
+            with self.engine.begin() as conn:
+                if conn.execute(stmt).rowcount == 1:
+                    return n
+        return None
+
+    def extend_slots(self, holders: Iterable[str], lease_until: int) -> None:
+        ids = list(holders)
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(slots).where(slots.c.holder.in_(ids)).values(lease_until=lease_until))
+
+    def release_slot(self, task_type: str, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slots)
+                .where(slots.c.type == task_type, slots.c.holder == holder)
+                .values(holder=None, lease_until=None)
+            )

@@ -1,0 +1,78 @@
+"""Strict checks of caller-supplied options. Strings and bools are rejected, never coerced."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from .errors import TaskValidationError
+
+MAX_TYPE_LENGTH = 200
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def strict_int(field: str, value: object, *, minimum: int, allow_none: bool = True) -> int | None:
+    """An int >= ``minimum`` (bools are not ints here), or None when allowed."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TaskValidationError(field, f"must be an int >= {minimum}, got {_describe(value)}")
+    if value < minimum:
+        raise TaskValidationError(field, f"must be an int >= {minimum}, got {value}")
+    return value
+
+
+def duration_ms(field: str, value: object, *, minimum: int = 1) -> int | None:
+    """An int of milliseconds or a ``timedelta``, at least ``minimum`` ms."""
+    if isinstance(value, timedelta):
+        ms = value // timedelta(milliseconds=1)
+        if ms < minimum:
+            raise TaskValidationError(field, f"must be at least {minimum} ms, got {value!r}")
+        return ms
+    return strict_int(field, value, minimum=minimum)
+
+
+def retain_for_ms(field: str, value: object) -> int | None:
+    """``retain_for``: None (default), -1 (forever), 0 (remove at once) or N ms (int or timedelta)."""
+    if isinstance(value, timedelta):
+        return duration_ms(field, value, minimum=0)
+    return strict_int(field, value, minimum=-1)
+
+
+def task_type(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TaskValidationError(field, f"must be a non-empty str, got {_describe(value)}")
+    if not value.strip():
+        raise TaskValidationError(field, "must be a non-empty str")
+    if len(value) > MAX_TYPE_LENGTH:
+        raise TaskValidationError(field, f"must be at most {MAX_TYPE_LENGTH} characters, got {len(value)}")
+    return value
+
+
+def to_jsonable(value: Any) -> Any:
+    """Pydantic models become their JSON-mode dump; everything else is left for ``json``."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return value
+
+
+def json_text(field: str, value: Any, *, max_bytes: int | None) -> str | None:
+    """Serialise ``value`` to JSON text (None stays None), enforcing the size limit.
+
+    NaN and infinities are rejected: they are not JSON and other readers choke on them.
+    """
+    if value is None:
+        return None
+    try:
+        text = json.dumps(to_jsonable(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskValidationError(field, f"must be JSON-serialisable: {exc}") from None
+    if max_bytes is not None and len(text.encode()) > max_bytes:
+        raise TaskValidationError(field, f"JSON is {len(text.encode())} bytes, more than the maximum {max_bytes}")
+    return text
