@@ -1,0 +1,353 @@
+"""``BackgroundTaskComponent``: the record API (create, get, query, retry, cancel, remove)
+and handler registration. Running tasks is ``execution``'s job; definitions add on top.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine, Row
+
+from . import validation as v
+from .config import Settings, default_broker
+from .errors import TaskValidationError
+from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
+from .ids import new_id, parse_task_id, to_urn
+from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
+from .records import retain_until, row_to_task
+from .store import cursor as cursors
+from .store.engine import make_engine
+from .store.migrate import ensure_schema, installation_secret
+from .store.tasks import SORT_KEYS, TaskStore, c
+from .timeutil import now_ms
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class BackgroundTaskComponent:
+    """Durable background tasks on a Celery app.
+
+    ``database_url`` or ``engine`` selects the database; with neither, ``app.conf.bgtask_database_url``
+    and then a SQLite file in the working directory. The schema is migrated on first use.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        database_url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        default_retry_interval: int | timedelta | None = None,
+        default_retain_for: int | timedelta | None = None,
+        cleanup_interval: int | timedelta | None = None,
+        queue: str | None = None,
+        **settings: Any,
+    ) -> None:
+        if database_url is not None and engine is not None:
+            raise TaskValidationError("database_url", "pass either database_url or engine, not both")
+        self.app = app
+        self.settings = Settings.resolve(
+            app,
+            database_url=database_url,
+            default_retry_interval=default_retry_interval,
+            default_retain_for=default_retain_for,
+            cleanup_interval=cleanup_interval,
+            queue=queue,
+            **settings,
+        )
+        default_broker(app)
+        self.engine = engine if engine is not None else make_engine(self.settings.database_url)
+        self.store = TaskStore(self.engine)
+        self._handlers: dict[str, HandlerSpec] = {}
+        self._ready = False
+        self._secret: bytes | None = None
+        from .execution import install
+
+        self._runner = install(app, self)
+
+    # -- plumbing -------------------------------------------------------------------
+    def _ensure(self) -> None:
+        if not self._ready:
+            ensure_schema(self.engine)
+            self._ready = True
+
+    def _cursor_secret(self) -> bytes:
+        if self._secret is None:
+            self._ensure()
+            self._secret = installation_secret(self.engine)
+        return self._secret
+
+    def _publish(
+        self, task_id: str, attempt: int, queue: str, task_type: str, countdown: float | None = None
+    ) -> bool:
+        """Send the wake-up message. A failure is logged, not raised: the sweeper republishes."""
+        return self._runner.publish(task_id, attempt, queue, countdown, task_type)
+
+    def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None:
+        task = row if isinstance(row, BackgroundTask) else row_to_task(row._mapping)
+        spec = self._handlers.get(task.type)
+        if spec is not None and spec.callback is not None:
+            safe_call("state_change_callback", spec.callback, task, task_id=task.id, task_type=task.type)
+
+    def _finish_retention(self, row: Row[Any]) -> None:
+        """``retain_for=0``: the record goes as soon as the final callback has run."""
+        if row.retain_for == 0:
+            self.store.delete(row.id)
+
+    # -- handlers -------------------------------------------------------------------
+    def register_handler(
+        self,
+        task_type: str,
+        module: str | Callable[..., Any],
+        method: str | None = None,
+        state_change_callback: StateCallback | None = None,
+        options: HandlerOptions | dict[str, Any] | None = None,
+    ) -> None:
+        """Register the function that runs tasks of ``task_type`` (replacing any earlier one)."""
+        v.task_type("task_type", task_type)
+        self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
+
+    def unregister_handler(self, task_type: str) -> None:
+        """Forget the handler; pending tasks of the type stay pending."""
+        v.task_type("task_type", task_type)
+        self._handlers.pop(task_type, None)
+
+    def handler(self, task_type: str) -> HandlerSpec | None:
+        return self._handlers.get(task_type)
+
+    def handler_types(self) -> list[str]:
+        return list(self._handlers)
+
+    # -- create ---------------------------------------------------------------------
+    def _new_row(
+        self,
+        task_type: str,
+        payload: Any,
+        *,
+        retry_count: Any,
+        retry_interval: Any,
+        retain_for: Any,
+        now: int,
+        next_run_at: int | None = None,
+    ) -> dict[str, Any]:
+        v.task_type("task_type", task_type)
+        retries = v.strict_int("retry_count", retry_count, minimum=1)
+        interval = v.duration_ms("retry_interval", retry_interval)
+        retain = v.retain_for_ms("retain_for", retain_for)
+        text = v.json_text("payload", payload, max_bytes=self.settings.max_payload_bytes)
+        if interval is None and retries is not None:
+            interval = self.settings.default_retry_interval
+        return {
+            "id": new_id(),
+            "type": task_type,
+            "thread_id": self.settings.queue,
+            "status": TaskStatus.PENDING.value,
+            "date_created": now,
+            "date_modified": now,
+            "retain_for": self.settings.default_retain_for if retain is None else retain,
+            "retry_interval": interval,
+            "retries_remaining": retries,
+            "payload": text,
+            "next_run_at": now if next_run_at is None else next_run_at,
+            "enqueued_at": now if next_run_at is None or next_run_at <= now else None,
+            "attempt": 0,
+            "iterations": 0,
+            "abort_requested": False,
+        }
+
+    def _commit_and_publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._ensure()
+        self.store.insert(rows)
+        for row in rows:
+            if row["enqueued_at"] is None:
+                continue  # due later: the sweeper publishes it when due (no broker ETA)
+            if not self._publish(row["id"], 0, row["thread_id"], row["type"]):
+                self.store.set_enqueued(row["id"], None)
+
+    def create(
+        self,
+        task_type: str,
+        payload: Any = None,
+        *,
+        retry_count: int | None = None,
+        retry_interval: int | timedelta | None = None,
+        retain_for: int | timedelta | None = None,
+    ) -> str:
+        """Commit a ``pending`` record, then publish its wake-up; return the URN.
+
+        Bad input raises ``TaskValidationError`` and writes nothing. If the broker is down
+        the record is still committed; a worker's sweeper publishes it later.
+        """
+        row = self._new_row(
+            task_type, payload, retry_count=retry_count, retry_interval=retry_interval,
+            retain_for=retain_for, now=now_ms(),
+        )
+        self._commit_and_publish([row])
+        return to_urn(row["id"])
+
+    def create_many(
+        self,
+        task_type: str,
+        payloads: Sequence[Any],
+        *,
+        retry_count: int | None = None,
+        retry_interval: int | timedelta | None = None,
+        retain_for: int | timedelta | None = None,
+    ) -> list[str]:
+        """``create`` for a batch: one multi-row INSERT, then the publishes. All or nothing on bad input."""
+        if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
+            raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
+        now = now_ms()
+        rows = []
+        for index, payload in enumerate(payloads):
+            try:
+                rows.append(self._new_row(task_type, payload, retry_count=retry_count,
+                                          retry_interval=retry_interval, retain_for=retain_for, now=now))
+            except TaskValidationError as exc:
+                raise TaskValidationError(f"payloads[{index}].{exc.field}", exc.rule) from None
+        if rows:
+            self._commit_and_publish(rows)
+        return [to_urn(r["id"]) for r in rows]
+
+    # -- read -----------------------------------------------------------------------
+    def get(self, task_id: str) -> BackgroundTask[Any, Any] | None:
+        """The record, or None if there is none (never a made-up ``pending``)."""
+        bare = parse_task_id(task_id)
+        self._ensure()
+        row = self.store.get(bare)
+        return None if row is None else row_to_task(row._mapping)
+
+    def query(
+        self,
+        task_type: str | None = None,
+        task_status: TaskStatus | str | None = None,
+        sort_property: str = "dateCreated",
+        sort_direction: SortDirection | str = SortDirection.ASCENDING,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """One page of records, keyset-paged; pass the returned ``cursor`` for the next page."""
+        if task_type is not None:
+            v.task_type("task_type", task_type)
+        status = None
+        if task_status is not None:
+            try:
+                status = TaskStatus(task_status).value
+            except ValueError:
+                allowed = ", ".join(s.value for s in TaskStatus)
+                raise TaskValidationError("task_status", f"must be one of {allowed}, got {task_status!r}") from None
+        if not isinstance(sort_property, str) or sort_property not in SORT_KEYS:
+            raise TaskValidationError(
+                "sort_property",
+                f"must be one of dateCreated, dateModified, dateCompleted, status, got {sort_property!r}",
+            )
+        try:
+            direction = SortDirection(sort_direction)
+        except ValueError:
+            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {sort_direction!r}") from None
+        size = v.strict_int("limit", limit, minimum=1)
+        size = DEFAULT_LIMIT if size is None else size
+        if size > MAX_LIMIT:
+            raise TaskValidationError("limit", f"must be at most {MAX_LIMIT}, got {size}")
+        column = SORT_KEYS[sort_property]
+        fp = cursors.fingerprint(task_type, status, column, direction.value)
+        secret = self._cursor_secret()
+        after = None
+        if cursor is not None:
+            key, last_id = cursors.decode(secret, fp, cursor)
+            after = (key, last_id)
+        rows = self.store.page(
+            task_type=task_type, status=status, sort_column=column,
+            descending=direction is SortDirection.DESCENDING, after=after, limit=size + 1,
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        next_cursor = None
+        if more:
+            last = rows[-1]._mapping
+            key = last[column] if column != "date_completed" or last[column] is not None else -1
+            next_cursor = cursors.encode(secret, fp, key, last["id"])
+        return QueryResult(entities=[row_to_task(r._mapping) for r in rows], cursor=next_cursor)
+
+    # -- change ---------------------------------------------------------------------
+    def cancel(self, task_id: str, *, include_running: bool = False) -> bool:
+        """A ``pending`` task becomes ``cancelled`` and never runs. Returns whether it changed.
+
+        ``include_running`` also cancels a ``processing`` record; the worker uses it when
+        Celery reports the run was revoked with ``terminate=True``.
+        """
+        bare = parse_task_id(task_id)
+        self._ensure()
+        now = now_ms()
+        current = self.store.get(bare)
+        if current is None:
+            return False
+        allowed = [TaskStatus.PENDING.value]
+        if include_running:
+            allowed.append(TaskStatus.PROCESSING.value)
+        row = self.store.transition(
+            bare,
+            [c.status.in_(allowed), c.attempt == current.attempt],
+            {
+                "status": TaskStatus.CANCELLED.value,
+                "date_cancelled": now,
+                "date_modified": now,
+                "date_retain_until": retain_until(current.retain_for, now),
+                "next_run_at": None,
+                "enqueued_at": None,
+                "lease_until": None,
+            },
+        )
+        if row is None:
+            return False
+        log.info("task %s (type %s) cancelled", bare, row.type)
+        self._notify(row)
+        self._finish_retention(row)
+        return True
+
+    def remove(self, task_id: str) -> bool:
+        """Delete the record whatever its retention; a pending task is withdrawn and never runs."""
+        bare = parse_task_id(task_id)
+        self._ensure()
+        return self.store.delete(bare)
+
+    def retry(self, task_id: str) -> bool:
+        """Run a task waiting for its next retry now, or requeue a retained ``failed`` task."""
+        bare = parse_task_id(task_id)
+        self._ensure()
+        now = now_ms()
+        waiting = self.store.transition(
+            bare,
+            [c.status == TaskStatus.PENDING.value, c.next_run_at > now],
+            {"next_run_at": now, "enqueued_at": now},
+        )
+        # A failed record past its retention is only waiting for the cleanup: not retried.
+        retained = c.date_retain_until.is_(None) | (c.date_retain_until > now)
+        row = waiting or self.store.transition(
+            bare,
+            [c.status == TaskStatus.FAILED.value, retained],
+            {
+                "status": TaskStatus.PENDING.value,
+                "date_modified": now,
+                "date_completed": None,
+                "date_retain_until": None,
+                "next_run_at": now,
+                "enqueued_at": now,
+                "lease_until": None,
+            },
+        )
+        if row is None:
+            return False
+        if waiting is None:
+            log.info("task %s (type %s) requeued from failed", bare, row.type)
+            self._notify(row)
+        if not self._publish(bare, row.attempt, row.thread_id, row.type):
+            self.store.set_enqueued(bare, None)
+        return True

@@ -1,0 +1,327 @@
+"""The Celery side: one Celery task runs every task type.
+
+A message carries ``(task_id, expected_attempt)`` and the type (for routing). The worker:
+
+1. checks that this process has a handler for the type (else it leaves the record
+   pending, and a worker that has the handler picks it up through the sweeper);
+2. takes a concurrency slot when the type has ``max_worker_count``;
+3. claims the record with one conditional UPDATE (pending/between iterations, due, at the
+   expected attempt -> processing under a lease). A duplicate message, a cancelled or
+   removed task, or a stale wake-up fails the claim and does nothing;
+4. runs the handler and commits the outcome, fenced by the attempt number;
+5. tells Celery the outcome the same way Celery would see it: a return for success,
+   ``Retry`` for pending-again, an exception for failure. The state-change callbacks and
+   retention clean-up run from the ``task_success`` / ``task_retry`` / ``task_failure``
+   signals that Celery then sends (in the pool process, before the message is acked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, signals
+from celery.exceptions import Retry
+from pydantic import ValidationError
+from sqlalchemy import Row
+
+from .errors import BgTaskError
+from .handlers import HandlerSpec
+from .lifecycle import ProcessLifecycle
+from .models import ErrorInfo
+from .outcome import Outcome, record_update
+from .resilience import with_retries
+from .timeutil import now_ms
+from .validation import json_text
+
+if TYPE_CHECKING:
+    from .component import BackgroundTaskComponent
+
+log = logging.getLogger(__name__)
+
+RUN_TASK = "celery_bgtask.run"
+_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+class TaskFailed(BgTaskError):
+    """Raised to Celery when a task's run failed for good; the record holds the details."""
+
+    def __init__(self, task_id: str, error: ErrorInfo | None) -> None:
+        self.error = error
+        what = f"{error.name}: {error.message}" if error else "failed"
+        super().__init__(f"task {task_id} failed: {what}")
+
+
+class _Heartbeat:
+    """Keeps the leases (and slots) of the runs in this process alive while they run."""
+
+    def __init__(self, component: BackgroundTaskComponent) -> None:
+        self.component = component
+        self.running: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.pid = 0
+        self.stop = threading.Event()
+
+    def add(self, task_id: str, attempt: int) -> None:
+        with self.lock:
+            self.running[task_id] = attempt
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.stop = threading.Event()
+                threading.Thread(target=self._beat, name="bgtask-lease", daemon=True).start()
+
+    def remove(self, task_id: str) -> None:
+        with self.lock:
+            self.running.pop(task_id, None)
+
+    def close(self) -> None:
+        """Stop this process's heartbeat thread; the next run starts a new one."""
+        with self.lock:
+            self.stop.set()
+            self.pid = 0
+
+    def _beat(self) -> None:
+        period = self.component.settings.lease / 3000
+        stop = self.stop
+        while not stop.wait(period):
+            with self.lock:
+                owned = dict(self.running)
+            if not owned:
+                continue
+            until = now_ms() + self.component.settings.lease
+            try:
+                self.component.store.extend_leases(owned, until)
+                self.component.store.extend_slots(owned, until)
+            except Exception:
+                log.exception("could not extend leases of %s", sorted(owned))
+
+
+class Runner:
+    """Owns the Celery task and the per-process execution state of one component."""
+
+    def __init__(self, app: Celery, component: BackgroundTaskComponent) -> None:
+        self.app = app
+        self.component = component
+        self.lifecycle = ProcessLifecycle()
+        self.heartbeat = _Heartbeat(component)
+        self.outcomes: dict[str, tuple[str, Row[Any]]] = {}
+        self.hostname = f"{socket.gethostname()}:{os.getpid()}"
+
+        runner = self
+
+        @app.task(
+            name=RUN_TASK,
+            shared=False,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            ignore_result=True,
+            serializer="json",
+            # An expected outcome, already recorded: Celery logs it without a traceback.
+            throws=(TaskFailed,),
+        )
+        def run(task: Any, task_id: str, attempt: int, task_type: str | None = None) -> Any:
+            return runner.execute(task, task_id, attempt, task_type)
+
+        self.task = run
+
+    # -- producing ----------------------------------------------------------------
+    def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
+                task_type: str | None = None) -> bool:
+        try:
+            self.task.apply_async(
+                args=(task_id, attempt),
+                kwargs={"task_type": task_type} if task_type else None,
+                task_id=task_id,
+                queue=queue,
+                countdown=countdown,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
+            )
+            return True
+        except Exception as exc:
+            log.warning("could not publish task %s (%s); the sweeper will publish it", task_id, exc)
+            return False
+
+    # -- running ------------------------------------------------------------------
+    def execute(self, task: Any, task_id: str, attempt: int, task_type: str | None) -> Any:
+        comp = self.component
+        comp._ensure()
+        if task_type is None:
+            row0 = comp.store.get(task_id)
+            if row0 is None:
+                log.info("task %s: no record (removed); nothing to run", task_id)
+                return None
+            task_type = row0.type
+        spec = comp.handler(task_type)
+        if spec is None:
+            log.warning("task %s: no handler for type %r in this worker; it stays pending", task_id, task_type)
+            comp.store.set_enqueued(task_id, None)
+            return None
+
+        capped = spec.options.max_worker_count
+        now = now_ms()
+        lease_until = now + comp.settings.lease
+        if capped is not None:
+            slot = with_retries("slot", lambda: comp.store.acquire_slot(task_type, capped, task_id, now, lease_until))
+            if slot is None:
+                log.info("task %s (type %s): %d already running; it waits as pending", task_id, task_type, capped)
+                comp.store.set_enqueued(task_id, None)
+                return None
+        worker = f"{getattr(task.request, 'hostname', None) or self.hostname}"
+        row = with_retries("claim", lambda: comp.store.claim(task_id, attempt, now, lease_until, worker))
+        if row is None:
+            if capped is not None:
+                comp.store.release_slot(task_type, task_id)
+            log.debug("task %s: claim at attempt %s failed (duplicate, cancelled, removed, not due)", task_id, attempt)
+            return None
+        claimed = attempt + 1
+        self.heartbeat.add(task_id, claimed)
+        try:
+            log.info("task %s (type %s) processing, attempt %d", task_id, task_type, claimed)
+            comp._notify(row)
+            outcome = self._run(spec, row, task)
+            return self._commit(task_id, task_type, claimed, row, outcome)
+        finally:
+            self.heartbeat.remove(task_id)
+            if capped is not None:
+                comp.store.release_slot(task_type, task_id)
+
+    def _run(self, spec: HandlerSpec, row: Row[Any], task: Any) -> Outcome:
+        if spec.execute is not None:
+            return spec.execute(row, task)
+        self.lifecycle.enter(spec)
+        try:
+            payload = None if row.payload is None else json.loads(row.payload)
+            try:
+                arg = spec.convert_payload(payload)
+            except ValidationError as exc:
+                return Outcome("failed", error=ErrorInfo.from_exception(exc, with_stack=False), retryable=False)
+            value = spec.function() if arg is None else spec.function(arg)
+            text = json_text("result", value, max_bytes=None)
+            return Outcome("success", result=text)
+        except Exception as exc:
+            return Outcome("failed", error=ErrorInfo.from_exception(exc))
+        finally:
+            self.lifecycle.leave(spec)
+
+    def _commit(self, task_id: str, task_type: str, attempt: int, row: Row[Any], outcome: Outcome) -> Any:
+        comp = self.component
+        now = now_ms()
+        kind, values = record_update(row, outcome, now)
+        new = with_retries("finish", lambda: comp.store.finish(task_id, attempt, values))
+        if new is None:
+            log.warning("task %s: lost its claim (lease expired or removed); outcome %s dropped", task_id, kind)
+            return None
+        log.info("task %s (type %s) %s", task_id, task_type, "pending for retry" if kind == "retry" else kind)
+        if kind == "continue":
+            if not self.publish(task_id, attempt, new.thread_id, outcome.wait or None, task_type):
+                comp.store.set_enqueued(task_id, None)
+            else:
+                comp.store.set_enqueued(task_id, now)
+            return None
+        self.outcomes[task_id] = (kind, new)
+        if kind == "retry":
+            raise Retry(f"retry in {row.retry_interval} ms", exc=None, when=(row.retry_interval or 0) / 1000)
+        if kind == "failed":
+            raise TaskFailed(task_id, outcome.error)
+        if kind == "cancelled":
+            return "cancelled"
+        return None
+
+    # -- outcomes, from Celery's signals -------------------------------------------
+    def settle(self, task_id: str) -> None:
+        """Run the state-change callback (and ``retain_for=0`` removal) for a committed outcome."""
+        entry = self.outcomes.pop(task_id, None)
+        if entry is None:
+            return
+        _, row = entry
+        self.component._notify(row)
+        self.component._finish_retention(row)
+
+
+def _runner_for(sender: Any) -> Runner | None:
+    if getattr(sender, "name", None) != RUN_TASK:
+        return None
+    runner = getattr(sender.app, "_bgtask_runner", None)
+    return runner if isinstance(runner, Runner) else None
+
+
+def _request_task_id(request: Any) -> str | None:
+    args = getattr(request, "args", None) or ()
+    return str(args[0]) if args else getattr(request, "id", None)
+
+
+@signals.task_success.connect(weak=False, dispatch_uid="celery_bgtask.success")
+def _on_success(sender: Any = None, **_: Any) -> None:
+    runner = _runner_for(sender)
+    if runner is not None:
+        runner.settle(sender.request.id)
+
+
+@signals.task_retry.connect(weak=False, dispatch_uid="celery_bgtask.retry")
+def _on_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
+    runner = _runner_for(sender)
+    task_id = _request_task_id(request)
+    if runner is not None and task_id:
+        runner.settle(task_id)
+
+
+@signals.task_failure.connect(weak=False, dispatch_uid="celery_bgtask.failure")
+def _on_failure(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
+    runner = _runner_for(sender)
+    if runner is None:
+        return
+    bare = str(args[0]) if args else task_id
+    if bare:
+        # In the pool process this settles a committed failure. In the main process
+        # (a lost worker, a hard time limit) there is nothing to settle: the lease runs
+        # out and the sweeper retries or fails the task.
+        runner.settle(bare)
+
+
+@signals.task_revoked.connect(weak=False, dispatch_uid="celery_bgtask.revoked")
+def _on_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
+    """``celery control revoke`` (or ``AsyncResult.revoke``) of one of our tasks cancels its record."""
+    runner = _runner_for(sender)
+    task_id = _request_task_id(request)
+    if runner is None or not task_id:
+        return
+    try:
+        runner.component.cancel(task_id, include_running=terminated)
+    except Exception:
+        log.exception("task %s: could not record the revoke", task_id)
+
+
+@signals.worker_process_init.connect(weak=False, dispatch_uid="celery_bgtask.process_init")
+def _on_process_init(**_: Any) -> None:
+    # Connections opened before the fork belong to the parent.
+    for runner in list(_runners):
+        runner.component.engine.dispose(close=False)
+
+
+@signals.worker_process_shutdown.connect(weak=False, dispatch_uid="celery_bgtask.process_shutdown")
+def _on_process_shutdown(**_: Any) -> None:
+    for runner in list(_runners):
+        runner.lifecycle.shutdown_all()
+
+
+def install(app: Celery, component: BackgroundTaskComponent) -> Runner:
+    """Register the run task and the worker's sweeper on ``app`` (once per app)."""
+    existing = getattr(app, "_bgtask_runner", None)
+    if isinstance(existing, Runner):
+        if existing.component is not component:
+            raise BgTaskError("a BackgroundTaskComponent is already installed on this Celery app")
+        return existing
+    runner = Runner(app, component)
+    app._bgtask_runner = runner
+    _runners.add(runner)
+    from .sweeper import install_sweeper
+
+    install_sweeper(app, component)
+    return runner

@@ -1,0 +1,161 @@
+"""The worker's sweeper: a thread in each worker's main process, started by a bootstep.
+
+Every ``poll_interval`` it
+- recovers runs whose lease ran out (the process running them died): the task goes back
+  to pending for a retry, or fails if it has none left;
+- publishes wake-ups for runnable records of the types this worker handles whose message
+  is missing (a retry that came due, a publish that failed, a type no other worker had)
+  or older than ``redeliver_after``;
+- every ``cleanup_interval``, deletes records whose retention has passed, in small batches.
+
+Every write is a compare-and-set, so any number of workers can sweep the same database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, bootsteps
+
+from .models import ErrorInfo
+from .outcome import Outcome, record_update
+from .store.tasks import PROCESSING, c
+from .timeutil import now_ms
+
+if TYPE_CHECKING:
+    from .component import BackgroundTaskComponent
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+CLEANUP_BATCHES = 20
+
+
+class Sweeper:
+    def __init__(self, component: BackgroundTaskComponent) -> None:
+        self.component = component
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_cleanup = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="bgtask-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        period = self.component.settings.poll_interval / 1000
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed; trying again in %.1fs", period)
+            self._stop.wait(period)
+
+    def sweep(self) -> None:
+        self.component._ensure()
+        now = now_ms()
+        self.recover_expired(now)
+        self.publish_due(now)
+        if now >= self._next_cleanup:
+            self.cleanup(now)
+            self._next_cleanup = now + self.component.settings.cleanup_interval
+
+    def recover_expired(self, now: int) -> int:
+        comp = self.component
+        recovered = 0
+        for row in comp.store.expired_leases(now, BATCH):
+            lost = Outcome(
+                "failed",
+                error=ErrorInfo(
+                    name="WorkerLostError",
+                    message=f"the worker running this task ({row.worker}) stopped before it finished",
+                ),
+            )
+            spec = comp.handler(row.type)
+            if spec is not None and spec.on_lost is not None:
+                lost = spec.on_lost(row)
+            kind, values = record_update(row, lost, now)
+            new = comp.store.transition(
+                row.id, [c.status == PROCESSING, c.attempt == row.attempt, c.lease_until < now], values
+            )
+            if new is None:
+                continue
+            recovered += 1
+            log.warning("task %s (type %s): lease expired on %s; now %s", row.id, row.type, row.worker, kind)
+            comp._notify(new)
+            if kind not in ("retry", "continue"):
+                comp._finish_retention(new)
+        return recovered
+
+    def publish_due(self, now: int) -> int:
+        comp = self.component
+        stale_before = now - comp.settings.redeliver_after
+        published = 0
+        for row in comp.store.due_for_publish(now, stale_before, comp.handler_types(), BATCH):
+            if not comp.store.take_publish(row.id, row.attempt, row.enqueued_at, now):
+                continue
+            if comp._publish(row.id, row.attempt, row.thread_id, row.type):
+                published += 1
+            else:
+                comp.store.set_enqueued(row.id, None)
+                break  # the broker is down; try the rest next time
+        return published
+
+    def cleanup(self, now: int) -> int:
+        store = self.component.store
+        deleted = 0
+        for _ in range(CLEANUP_BATCHES):
+            ids = store.expired_records(now, BATCH)
+            deleted += store.delete_expired(ids, now)
+            if len(ids) < BATCH:
+                break
+        if deleted:
+            log.info("cleanup removed %d expired task records", deleted)
+        return deleted
+
+
+class WorkerStep(bootsteps.StartStopStep):
+    """Worker bootstep: runs the sweeper beside the consumer, and on stop (warm or cold)
+    stops it and shuts down handler types live in this process (solo/threads pools;
+    prefork children do it on ``worker_process_shutdown``).
+    """
+
+    label = "bgtask"
+    # Start after the pool: threads must not be running while prefork forks its children.
+    requires = ("celery.worker.components:Pool",)
+
+    def include_if(self, parent: Any) -> bool:
+        return getattr(parent.app, "_bgtask_runner", None) is not None
+
+    def create(self, parent: Any) -> _Service:
+        runner = parent.app._bgtask_runner
+        runner.component._ensure()  # migrate once, in the main process, before any child forks
+        return _Service(runner)
+
+
+class _Service:
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.sweeper = Sweeper(runner.component)
+
+    def start(self) -> None:
+        self.sweeper.start()
+
+    def stop(self) -> None:
+        self.sweeper.stop()
+        self.runner.heartbeat.close()
+        self.runner.lifecycle.shutdown_all()
+
+    terminate = stop
+
+
+def install_sweeper(app: Celery, component: BackgroundTaskComponent) -> None:
+    app.steps["worker"].add(WorkerStep)
