@@ -1,0 +1,116 @@
+"""Acceptance: real ``celery worker`` processes on PostgreSQL and Redis, killed the hard way."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from celery_bgtask import BackgroundTaskComponent, TaskStatus
+from tests.acceptance.procs import celery_worker, kill_group
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+APP = "tests.acceptance.execapp"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgres"
+
+
+@pytest.fixture
+def env(database_url: str, broker_url: str, queue_name: str) -> dict[str, str]:
+    return {"BGTASK_DATABASE_URL": database_url, "BGTASK_BROKER_URL": broker_url, "BGTASK_QUEUE": queue_name,
+            "BGTASK_LEASE": "1500"}
+
+
+@pytest.fixture
+def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
+    app = Celery("producer", broker=env["BGTASK_BROKER_URL"], set_as_current=False)
+    app.conf.task_default_queue = env["BGTASK_QUEUE"]
+    component = BackgroundTaskComponent(app, database_url=env["BGTASK_DATABASE_URL"])
+    yield component
+    component.engine.dispose()
+
+
+@pytest.fixture
+def r(env: dict[str, str]) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    yield client
+    for key in client.scan_iter(f"{env['BGTASK_QUEUE']}:*"):
+        client.delete(key)
+    client.close()
+
+
+def _status(bg: BackgroundTaskComponent, urn: str) -> Any:
+    task = bg.get(urn)
+    return task.status if task else None
+
+
+def test_sigkilled_worker_task_is_retried_by_another_worker(
+    bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    urn = bg.create("hang-first", {"key": "k1"}, retry_count=1, retry_interval=100, retain_for=-1)
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w1.log") as first:
+        wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:k1:started"), timeout=60, what="first attempt started")
+        assert _status(bg, urn) == TaskStatus.PROCESSING
+        kill_group(first, signal.SIGKILL)  # the main process and its pool child, no chance to clean up
+    assert _status(bg, urn) == TaskStatus.PROCESSING  # nobody has touched it yet
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
+        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, timeout=60, what="recovered and retried")
+    task = bg.get(urn)
+    assert task is not None
+    assert task.result == "done on attempt 2"
+    assert task.retries_remaining == 0
+
+
+def test_sigkilled_worker_task_without_retries_fails_with_worker_lost(
+    bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    urn = bg.create("hang-first", {"key": "k2"}, retain_for=-1)
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w1.log") as first:
+        wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:k2:started"), timeout=60, what="first attempt started")
+        kill_group(first, signal.SIGKILL)
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
+        wait_for(lambda: _status(bg, urn) == TaskStatus.FAILED, timeout=60, what="lease expiry fails the task")
+    task = bg.get(urn)
+    assert task is not None and task.error is not None
+    assert task.error.name == "WorkerLostError"
+    assert r.get(f"{env['BGTASK_QUEUE']}:k2:attempts") == b"1"  # never silently re-run without a retry
+
+
+def test_create_with_broker_down_commits_and_is_published_later(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    down = Celery("producer-down", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    down.conf.task_default_queue = env["BGTASK_QUEUE"]
+    producer = BackgroundTaskComponent(down, database_url=env["BGTASK_DATABASE_URL"])
+    try:
+        urns = [producer.create("echo", {"n": i}, retain_for=-1) for i in range(3)]
+        for urn in urns:
+            task = producer.get(urn)
+            assert task is not None and task.status == TaskStatus.PENDING
+        with celery_worker(APP, env, "-c", "2", log=tmp_path / "w.log"):
+            wait_for(lambda: all(_status(producer, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
+                     what="the sweeper published what the producer could not")
+        assert [producer.get(u).result for u in urns] == [{"echo": {"n": i}} for i in range(3)]  # type: ignore[union-attr]
+    finally:
+        producer.engine.dispose()
+
+
+def test_max_worker_count_holds_across_two_worker_processes(
+    bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    urns = bg.create_many("capped", [{"n": i} for i in range(8)], retain_for=-1)
+    with celery_worker(APP, env, "-c", "2", "-n", "one@%h", log=tmp_path / "a.log"), \
+            celery_worker(APP, env, "-c", "2", "-n", "two@%h", log=tmp_path / "b.log"):
+        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=90, what="all capped runs")
+    peak = int(r.get(f"{env['BGTASK_QUEUE']}:cap:peak") or 0)
+    # Four pool processes could run four at once; the cap allows two, and two did overlap.
+    assert peak == 2, f"at most 2 may run at once across both workers, saw {peak}"
