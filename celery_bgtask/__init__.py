@@ -5,6 +5,8 @@ Celery's signals, database-backed beat schedules and Webiny-style task definitio
 """
 
 from .component import BackgroundTaskComponent
+from .context import TaskContext
+from .definitions import DefinitionInfo, TaskDefinition
 from .errors import (
     BgTaskError,
     HandlerNotFoundError,
@@ -26,6 +28,7 @@ __all__ = [
     "BackgroundTask",
     "BackgroundTaskComponent",
     "BgTaskError",
+    "DefinitionInfo",
     "ErrorInfo",
     "HandlerNotFoundError",
     "HandlerOptions",
@@ -34,6 +37,8 @@ __all__ = [
     "ScheduledTaskInfo",
     "ScheduledTaskTime",
     "SortDirection",
+    "TaskContext",
+    "TaskDefinition",
     "TaskStatus",
     "TaskValidationError",
 ]

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, Row
 
 from . import validation as v
 from .config import Settings, default_broker
+from .definitions import DefinitionsMixin, TaskDefinition
 from .errors import TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
 from .ids import new_id, parse_task_id, to_urn
@@ -31,7 +32,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-class BackgroundTaskComponent:
+class BackgroundTaskComponent(DefinitionsMixin):
     """Durable background tasks on a Celery app.
 
     ``database_url`` or ``engine`` selects the database; with neither, ``app.conf.bgtask_database_url``
@@ -66,6 +67,7 @@ class BackgroundTaskComponent:
         self.engine = engine if engine is not None else make_engine(self.settings.database_url)
         self.store = TaskStore(self.engine)
         self._handlers: dict[str, HandlerSpec] = {}
+        self._definitions: dict[str, TaskDefinition] = {}
         self._ready = False
         self._secret: bytes | None = None
         from .execution import install
@@ -112,6 +114,8 @@ class BackgroundTaskComponent:
     ) -> None:
         """Register the function that runs tasks of ``task_type`` (replacing any earlier one)."""
         v.task_type("task_type", task_type)
+        if task_type in self._definitions:
+            raise TaskValidationError("task_type", f"{task_type!r} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
     def unregister_handler(self, task_type: str) -> None:

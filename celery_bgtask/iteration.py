@@ -1,0 +1,136 @@
+"""One iteration of a definition's run, as the ``Outcome`` the worker commits.
+
+- ``done(output)`` -> ``success``; ``error(err)`` or an exception -> ``failed`` (no retries:
+  iterations are the retry mechanism); ``aborted()`` -> ``cancelled``.
+- ``continue_(patch, wait)`` -> ``continue``: the patch is shallow-merged into the stored
+  input, which is committed with the outcome (so a crash resumes from it), the record
+  stays ``processing``, and the next iteration is due after ``wait`` seconds.
+- A continue that would start iteration number ``max_iterations + 1`` fails the task with
+  ``MaxIterationsExceeded`` instead (hooks: ``on_max_iterations``, then ``on_error``).
+- An abort requested meanwhile turns a continue into ``cancelled``, and a claimed
+  iteration whose flag is already set is not run at all.
+
+``iterations`` on the record counts the iterations started and ended (or lost to a
+worker crash), so a crash loop is bounded by ``max_iterations`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row
+
+from .context import TaskContext
+from .definitions import MAX_ITERATIONS_ERROR, TaskDefinition
+from .errors import TaskValidationError
+from .models import ErrorInfo
+from .outcome import Outcome
+from .records import row_to_task
+from .responses import Aborted, Continue, Done, Error, TaskResponse
+from .runtime import TaskRuntime
+from .store.aborts import abort_requested
+from .validation import json_text
+
+if TYPE_CHECKING:
+    from .component import BackgroundTaskComponent
+
+log = logging.getLogger(__name__)
+
+
+def _max_iterations(definition: TaskDefinition, count: int, payload: str | None) -> Outcome:
+    error = ErrorInfo(
+        name=MAX_ITERATIONS_ERROR,
+        message=f"the task did not finish within max_iterations={definition.max_iterations} iterations",
+    )
+    return Outcome("failed", error=error, retryable=False, payload=payload,
+                   extra={"iterations": count, "payload": payload})
+
+
+class Iterations:
+    """``HandlerSpec.execute`` / ``on_lost`` of one definition."""
+
+    def __init__(self, component: BackgroundTaskComponent, definition: TaskDefinition) -> None:
+        self.component = component
+        self.definition = definition
+
+    def _soft_limit(self, celery_task: Any) -> float | None:
+        if self.definition.soft_time_limit is not None:
+            return self.definition.soft_time_limit
+        limits = getattr(getattr(celery_task, "request", None), "timelimit", None)
+        if limits and len(limits) > 1 and limits[1]:
+            return float(limits[1])
+        conf = self.component.app.conf.get("task_soft_time_limit")
+        return float(conf) if conf else None
+
+    def execute(self, row: Row[Any], celery_task: Any) -> Outcome:
+        count = (row.iterations or 0) + 1
+        try:
+            if row.abort_requested:
+                return Outcome("cancelled", extra={"iterations": row.iterations})
+            return self._iterate(row, celery_task, count)
+        except Exception as exc:  # our own bug or the database: fail this task, not the worker
+            log.exception("task %s (definition %s): iteration %d could not run", row.id, row.type, count)
+            return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False,
+                           extra={"iterations": count})
+
+    def _iterate(self, row: Row[Any], celery_task: Any, count: int) -> Outcome:
+        definition = self.definition
+        stored = {} if row.payload is None else json.loads(row.payload)
+        done_extra = {"iterations": count}
+        try:
+            value = definition.parse_input(stored)
+        except TaskValidationError as exc:
+            return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
+                           retryable=False, extra=done_extra)
+        engine, task_id = self.component.engine, row.id
+        runtime = TaskRuntime(lambda: abort_requested(engine, task_id), self._soft_limit(celery_task),
+                              started=time.monotonic())
+        ctx = TaskContext(input=value, task=row_to_task(row._mapping), iteration=count,
+                          response=TaskResponse(), runtime=runtime)
+        log.info("task %s (definition %s): iteration %d", row.id, definition.id, count)
+        try:
+            answer = definition.run(ctx)
+        except Exception as exc:
+            return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False, extra=done_extra)
+        if isinstance(answer, Aborted):
+            return Outcome("cancelled", extra=done_extra)
+        if isinstance(answer, Error):
+            return Outcome("failed", error=answer.error, retryable=False, extra=done_extra)
+        if isinstance(answer, Continue):
+            return self._continue(row, stored, answer, count)
+        output = answer.output if isinstance(answer, Done) else answer  # a plain return is done(value)
+        try:
+            text = json_text("output", output, max_bytes=None)
+        except TaskValidationError as exc:
+            return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
+                           retryable=False, extra=done_extra)
+        return Outcome("success", result=text, extra=done_extra)
+
+    def _continue(self, row: Row[Any], stored: Any, answer: Continue, count: int) -> Outcome:
+        definition = self.definition
+        merged = {**(stored if isinstance(stored, dict) else {}), **answer.input_patch}
+        try:
+            definition.parse_input(merged, field="input_patch")
+            text = json_text("input_patch", merged, max_bytes=self.component.settings.max_payload_bytes)
+        except TaskValidationError as exc:
+            return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
+                           retryable=False, extra={"iterations": count})
+        if abort_requested(self.component.engine, row.id):
+            return Outcome("cancelled", extra={"iterations": count, "payload": text})
+        if count >= definition.max_iterations:
+            return _max_iterations(definition, count, text)
+        return Outcome("continue", payload=text, wait=answer.wait, extra={"iterations": count})
+
+    def on_lost(self, row: Row[Any]) -> Outcome:
+        """The worker running an iteration died: run it again from the last committed input."""
+        count = (row.iterations or 0) + 1
+        if row.abort_requested:
+            return Outcome("cancelled", extra={"iterations": count})
+        if count >= self.definition.max_iterations:
+            return _max_iterations(self.definition, count, row.payload)
+        log.warning("task %s (definition %s): iteration %d was lost with its worker; resuming from the "
+                    "last committed input", row.id, row.type, count)
+        return Outcome("continue", payload=row.payload, wait=0, extra={"iterations": count})
