@@ -291,8 +291,12 @@ class DefinitionsMixin:
             retain = definition.retain_for
         now = now_ms()
         due = None if not wait else now + int(wait * 1000)
-        row = self._new_row(definition.id, value, retry_count=None, retry_interval=None, retain_for=retain,
-                            now=now, next_run_at=due)
+        try:
+            row = self._new_row(definition.id, value, retry_count=None, retry_interval=None, retain_for=retain,
+                                now=now, next_run_at=due)
+        except TaskValidationError as exc:
+            field = "input" if exc.field == "payload" else exc.field
+            raise TaskValidationError(field, exc.rule) from None
         if definition.on_before_trigger is not None:
             definition.on_before_trigger(value)
         self._commit_and_publish([row])

@@ -118,11 +118,19 @@ class Iterations:
         except TaskValidationError as exc:
             return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
                            retryable=False, extra={"iterations": count})
-        if abort_requested(self.component.engine, row.id):
+        if self._abort_requested(row.id):
             return Outcome("cancelled", extra={"iterations": count, "payload": text})
         if count >= definition.max_iterations:
             return _max_iterations(definition, count, text)
         return Outcome("continue", payload=text, wait=answer.wait, extra={"iterations": count})
+
+    def _abort_requested(self, task_id: str) -> bool:
+        """The flag at the iteration boundary. If it cannot be read, the next claim sees it anyway."""
+        try:
+            return abort_requested(self.component.engine, task_id)
+        except Exception:
+            log.warning("task %s: could not read the abort flag at the iteration boundary", task_id, exc_info=True)
+            return False
 
     def on_lost(self, row: Row[Any]) -> Outcome:
         """The worker running an iteration died: run it again from the last committed input."""

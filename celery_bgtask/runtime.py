@@ -8,8 +8,11 @@ since this iteration started against the soft time limit.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 #: The default margin of ``is_close_to_timeout``: 10% of the limit, but at most this many seconds.
 MAX_DEFAULT_MARGIN = 10.0
@@ -44,7 +47,10 @@ class TaskRuntime:
         now = time.monotonic()
         if now - self._last_read >= self._poll:
             self._last_read = now
-            self._aborted = bool(self._read())
+            try:
+                self._aborted = bool(self._read())
+            except Exception:  # a database hiccup must not fail the run; ask again next time
+                log.warning("could not read the abort flag; assuming not aborted for now", exc_info=True)
         return self._aborted
 
     def remaining_seconds(self) -> float | None:
