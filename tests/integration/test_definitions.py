@@ -377,3 +377,48 @@ def test_definitions_are_listed_and_do_not_clash_with_handlers(make_component: A
         bg.definition(id="x", soft_time_limit=-1)(sync)
     with pytest.raises(TaskValidationError, match="on_done"):
         bg.definition(id="x", on_done="notify")(sync)  # type: ignore[arg-type]
+
+
+def test_a_lost_iteration_resumes_from_the_committed_input_and_counts(make_component: Any, worker: Any) -> None:
+    """The sweeper's lease recovery, on every backend: a claimed iteration whose worker vanished."""
+    from celery_bgtask.sweeper import Sweeper
+    from celery_bgtask.timeutil import now_ms
+
+    hooks = Hooks()
+    seen: list[tuple[int, int]] = []
+    bg = make_component()
+
+    @bg.definition(id="resumable", max_iterations=4, retain_for=-1, **hooks.all())
+    def resumable(ctx: TaskContext[dict[str, Any]]) -> Any:
+        seen.append((ctx.iteration, ctx.input["page"]))
+        if ctx.input["page"] >= 2:
+            return ctx.response.done({"page": ctx.input["page"]})
+        return ctx.response.continue_({"page": ctx.input["page"] + 1})
+
+    @bg.definition(id="doomed", max_iterations=1, retain_for=-1, **hooks.all())
+    def doomed(ctx: TaskContext[dict[str, Any]]) -> Any:
+        raise AssertionError("never runs: its only iteration was lost")
+
+    urn = bg.trigger("resumable", {"page": 1}, delay=3600)
+    lost = bg.trigger("doomed", {"page": 1}, delay=3600)
+    now = now_ms()
+    for u in (urn, lost):
+        bare = parse_task_id(u)
+        bg.store.transition(bare, [], {"next_run_at": now})
+        # a worker claims the iteration and dies: its lease is already over
+        assert bg.store.claim(bare, 0, now, now - 1, "gone@host") is not None
+    Sweeper(bg).recover_expired(now_ms())
+    task = _task(bg, urn)
+    assert task.status is TaskStatus.PROCESSING and task.payload == {"page": 1}
+    assert task.model_extra is not None and task.model_extra["iterations"] == 1
+    failed = _task(bg, lost)
+    assert failed.status is TaskStatus.FAILED and failed.error is not None
+    assert failed.error.name == "MaxIterationsExceeded"
+    assert [c for c in hooks.calls if c[0].startswith("on_")] == [
+        ("on_max_iterations", "failed"), ("on_error", "failed"),
+    ]
+    with worker(bg.app):
+        wait_for(lambda: _finished(bg, urn), what="the resumed run to finish")
+    task = _task(bg, urn)
+    assert (task.status, task.result) == (TaskStatus.SUCCESS, {"page": 2})
+    assert seen == [(2, 1), (3, 2)]  # resumed at page 1 (the lost iteration counted)
