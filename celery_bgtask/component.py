@@ -119,9 +119,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
     def unregister_handler(self, task_type: str) -> None:
-        """Forget the handler; pending tasks of the type stay pending."""
+        """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
         v.task_type("task_type", task_type)
         self._handlers.pop(task_type, None)
+        self._definitions.pop(task_type, None)
 
     def handler(self, task_type: str) -> HandlerSpec | None:
         return self._handlers.get(task_type)

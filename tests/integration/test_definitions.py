@@ -422,3 +422,17 @@ def test_a_lost_iteration_resumes_from_the_committed_input_and_counts(make_compo
     task = _task(bg, urn)
     assert (task.status, task.result) == (TaskStatus.SUCCESS, {"page": 2})
     assert seen == [(2, 1), (3, 2)]  # resumed at page 1 (the lost iteration counted)
+
+
+def test_unregistering_a_definition_forgets_it(make_component: Any) -> None:
+    bg = make_component()
+
+    @bg.definition(id="temporary", title="Temporary")
+    def temporary(ctx: TaskContext[dict[str, Any]]) -> Any:
+        return ctx.response.done()
+
+    bg.unregister_handler("temporary")
+    assert bg.definitions() == []
+    with pytest.raises(HandlerNotFoundError):
+        bg.trigger("temporary")
+    assert bg.query().entities == []
