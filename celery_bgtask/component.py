@@ -346,6 +346,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
                 "next_run_at": now,
                 "enqueued_at": now,
                 "lease_until": None,
+                # A definition's requeued run gets a fresh iteration budget, resuming from
+                # its last committed input; otherwise a max_iterations failure fails again
+                # at its first continue.
+                "iterations": 0,
             },
         )
         if row is None:

@@ -130,6 +130,29 @@ def test_max_iterations_runs_on_max_iterations_then_fails_with_on_error(make_com
     ]
 
 
+def test_retry_of_a_max_iterations_failure_resumes_with_a_fresh_budget(make_component: Any, worker: Any) -> None:
+    bg = make_component()
+
+    @bg.definition(id="bounded", max_iterations=2, retain_for=-1)
+    def bounded(ctx: TaskContext[dict[str, Any]]) -> Any:
+        step = ctx.input.get("step", 0) + 1
+        if step >= 3:
+            return ctx.response.done({"steps": step})
+        return ctx.response.continue_({"step": step})
+
+    urn = bg.trigger("bounded", {})
+    with worker(bg.app):
+        wait_for(lambda: _finished(bg, urn), what="the first run to end")
+        first = _task(bg, urn)
+        assert first.status is TaskStatus.FAILED and first.payload == {"step": 2}
+        assert bg.retry(urn) is True
+        wait_for(lambda: _finished(bg, urn), what="the retried run to end")
+    task = _task(bg, urn)
+    assert task.status is TaskStatus.SUCCESS, task.error
+    assert task.result == {"steps": 3}
+    assert getattr(task, "iterations", None) == 1
+
+
 @pytest.mark.parametrize("how", ["raise", "error"])
 def test_a_run_that_raises_or_answers_error_fails_and_fires_on_error(
     how: str, make_component: Any, worker: Any
