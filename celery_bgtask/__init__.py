@@ -23,8 +23,11 @@ from .models import (
     SortDirection,
     TaskStatus,
 )
+from .scheduled_run import SCHEDULED_TYPE
+from .scheduler import TaskSchedulerComponent
 
 __all__ = [
+    "SCHEDULED_TYPE",
     "BackgroundTask",
     "BackgroundTaskComponent",
     "BgTaskError",
@@ -39,6 +42,7 @@ __all__ = [
     "SortDirection",
     "TaskContext",
     "TaskDefinition",
+    "TaskSchedulerComponent",
     "TaskStatus",
     "TaskValidationError",
 ]

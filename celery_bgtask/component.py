@@ -73,6 +73,9 @@ class BackgroundTaskComponent(DefinitionsMixin):
         from .execution import install
 
         self._runner = install(app, self)
+        from .scheduled_run import register_scheduled
+
+        register_scheduled(self)
 
     # -- plumbing -------------------------------------------------------------------
     def _ensure(self) -> None:

@@ -21,6 +21,7 @@ from celery import Celery, signals
 from sqlalchemy import create_engine, func, select
 
 from celery_bgtask import (
+    SCHEDULED_TYPE,
     BackgroundTask,
     BackgroundTaskComponent,
     BgTaskError,
@@ -615,7 +616,7 @@ def test_register_handler_validates_its_arguments(tmp_path: Path) -> None:
         assert info.value.field == field, kwargs
     with pytest.raises(BgTaskError):
         bg.register_handler("t", "tests.integration.no_such_module", "echo")
-    assert bg.handler_types() == []
+    assert bg.handler_types() == [SCHEDULED_TYPE]  # only the built-in type of scheduled firings
     bg.register_handler("t", HANDLERS, "echo", options={"maxWorkerCount": 2})
     spec = bg.handler("t")
     assert spec is not None and spec.options.max_worker_count == 2 and spec.function({"a": 1}) == {"echo": {"a": 1}}

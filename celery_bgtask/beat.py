@@ -1,0 +1,72 @@
+"""A celery-beat scheduler whose schedule lives in the database.
+
+Run it with ``celery -A proj beat -S bgtask`` (or ``-S celery_bgtask.beat:Scheduler``).
+Each tick fires what is due through :meth:`TaskSchedulerComponent.fire_due`, then sleeps
+until the next trigger, but never longer than ``beat_poll_interval`` (1 s by default), so
+that schedules added or removed from another process are seen within that time.
+
+Any number of beats can run for high availability: each firing is claimed by a
+compare-and-set in the database, so it fires exactly once, and a beat that is killed
+holds nothing the others wait for.
+
+Entries of ``app.conf.beat_schedule`` still run, the way Celery's own scheduler runs them:
+from memory, in each beat process (so once per beat). Use ``add_task`` for schedules that
+must fire exactly once across several beats.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import beat
+
+from .scheduler import TaskSchedulerComponent, scheduler_for
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler(beat.Scheduler):
+    """``celery.beat.Scheduler`` over the ``bgtask_schedules`` tables."""
+
+    _component: TaskSchedulerComponent | None = None
+
+    def setup_schedule(self) -> None:
+        self._component = scheduler_for(self.app)
+        # The database poll bounds every sleep, not the base class's 5 minutes.
+        self.max_interval: float = min(float(self.max_interval), self._component.beat_poll_interval / 1000)
+        self.merge_inplace(self.app.conf.beat_schedule)
+        self.install_default_entries(self.data)
+        if self.data:
+            log.warning(
+                "beat: %d entries from beat_schedule (%s) run from memory in this beat process, as with "
+                "Celery's default scheduler; only schedules added with TaskSchedulerComponent.add_task "
+                "fire exactly once across several beats",
+                len(self.data), ", ".join(sorted(self.data)),
+            )
+
+    @property
+    def component(self) -> TaskSchedulerComponent:
+        if self._component is None:
+            self._component = scheduler_for(self.app)
+        return self._component
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Fire what is due; return how long beat may sleep. A failure is logged, never raised."""
+        comp = self.component
+        poll = comp.beat_poll_interval / 1000
+        try:
+            comp.fire_due()
+            wait = comp.seconds_to_next()
+            delay = poll if wait is None else min(wait, poll)
+        except Exception:
+            log.exception("beat: tick failed (database unavailable?); trying again in %.1fs", poll)
+            delay = poll
+        if self.data:
+            delay = min(delay, float(super().tick(*args, **kwargs)))
+        return delay
+
+    @property
+    def info(self) -> str:
+        url = self.component.background.engine.url.render_as_string(hide_password=True)
+        return f"    . schedules -> {url} (polled every {self.component.beat_poll_interval} ms)"

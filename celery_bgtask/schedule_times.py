@@ -1,0 +1,125 @@
+"""Trigger-time arithmetic of scheduled tasks, on integer epoch milliseconds.
+
+An interval is an exact duration (days of 24 h, hours of 60 min), added to epoch ms. No
+calendar or timezone enters, so a daily trigger keeps its UTC time of day across a DST
+change in the Celery ``timezone`` (its local wall-clock time moves by the DST offset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import TaskValidationError
+from .models import ScheduledTaskTime
+
+_FIELD_ALIASES = {
+    "next_trigger_time": "nextTriggerTime",
+    "interval_days": "intervalDays",
+    "interval_hours": "intervalHours",
+    "interval_minutes": "intervalMinutes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTime:
+    """One validated trigger time as stored: the first trigger and the interval in ms."""
+
+    next_trigger_time: int | None
+    interval_days: int | None
+    interval_hours: int | None
+    interval_minutes: int | None
+
+    @property
+    def interval_ms(self) -> int | None:
+        return interval_ms(self.interval_days, self.interval_hours, self.interval_minutes)
+
+
+def interval_ms(days: int | None, hours: int | None, minutes: int | None) -> int | None:
+    """The repeat interval in ms, or None for a one-off (no interval at all)."""
+    if days is None and hours is None and minutes is None:
+        return None
+    return (((days or 0) * 24 + (hours or 0)) * 60 + (minutes or 0)) * 60_000
+
+
+def _strict_field(index: int, key: str, value: Any, minimum: int) -> None:
+    name = _FIELD_ALIASES.get(key, key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TaskValidationError(
+            f"times[{index}].{name}", f"must be an int >= {minimum}, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise TaskValidationError(f"times[{index}].{name}", f"must be an int >= {minimum}, got {value}")
+
+
+def _one(index: int, item: Any) -> ScheduledTaskTime:
+    if isinstance(item, ScheduledTaskTime):
+        values = {k: getattr(item, k) for k in _FIELD_ALIASES}
+    elif isinstance(item, dict):
+        values = {}
+        for key, value in item.items():
+            snake = next((s for s, camel in _FIELD_ALIASES.items() if key in (s, camel)), None)
+            if snake is None:
+                allowed = ", ".join(_FIELD_ALIASES.values())
+                raise TaskValidationError(f"times[{index}].{key}", f"is not a field of a time (allowed: {allowed})")
+            if snake in values:
+                raise TaskValidationError(f"times[{index}].{_FIELD_ALIASES[snake]}", "is given twice")
+            values[snake] = value
+    else:
+        raise TaskValidationError(
+            f"times[{index}]", f"must be a ScheduledTaskTime or a dict, got {type(item).__name__}"
+        )
+    # Checked here, before pydantic, so that the message names the camelCase field and
+    # the rule the same way every other option of the package does (no coercion of "5").
+    _strict_field(index, "next_trigger_time", values.get("next_trigger_time"), 0)
+    for key in ("interval_days", "interval_hours", "interval_minutes"):
+        _strict_field(index, key, values.get(key), 1)
+    try:
+        return ScheduledTaskTime(**values)
+    except ValidationError as exc:  # pragma: no cover - the strict checks above come first
+        raise TaskValidationError(f"times[{index}]", str(exc)) from None
+
+
+def plan_times(times: Any, now: int) -> list[PlannedTime]:
+    """Validate ``add_task``'s ``times`` and resolve each first trigger.
+
+    A time without ``next_trigger_time`` first fires one interval from ``now``; a time
+    with neither a trigger nor an interval could never fire and is rejected.
+    """
+    if isinstance(times, (str, bytes, dict)) or not isinstance(times, Sequence):
+        raise TaskValidationError("times", f"must be a list of ScheduledTaskTime or dicts, got {type(times).__name__}")
+    if not times:
+        raise TaskValidationError("times", "must hold at least one time")
+    planned = []
+    for index, item in enumerate(times):
+        t = _one(index, item)
+        every = t.interval_ms
+        first = t.next_trigger_time
+        if first is None:
+            if every is None:
+                raise TaskValidationError(
+                    f"times[{index}]", "needs a nextTriggerTime or an interval (it would never fire)"
+                )
+            first = now + every
+        planned.append(PlannedTime(first, t.interval_days, t.interval_hours, t.interval_minutes))
+    return planned
+
+
+def next_after(trigger: int, every: int | None, now: int) -> int | None:
+    """The trigger that follows a firing of ``trigger``: None for a one-off.
+
+    Normally ``trigger + every``. When that already lies in the past (beat was down and
+    missed firings), the first time on the same grid that lies in the future: the missed
+    firings collapse into the one that is happening now.
+    """
+    if every is None:
+        return None
+    following = trigger + every
+    if following > now:
+        return following
+    return trigger + ((now - trigger) // every + 1) * every

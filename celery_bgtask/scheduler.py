@@ -1,0 +1,207 @@
+"""``TaskSchedulerComponent``: scheduled tasks (TWIN ``ITaskSchedulerComponent``) kept in the database.
+
+``add_task`` / ``remove_task`` write the schedule tables, so a web process changes what a
+running beat fires with no restart. ``fire_due`` is one tick of the beat
+(:class:`celery_bgtask.beat.Scheduler` calls it): it claims every due trigger with a
+compare-and-set and commits a task record of type ``SCHEDULED_TYPE`` per firing won, then
+publishes the records' wake-ups. A worker runs the callback from that record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from . import validation as v
+from .component import BackgroundTaskComponent
+from .errors import BgTaskError
+from .execution import Runner
+from .ids import to_urn
+from .models import ScheduledTaskInfo, ScheduledTaskTime
+from .schedule_callbacks import callback_ref
+from .schedule_times import next_after, plan_times
+from .scheduled_run import SCHEDULED_TYPE
+from .store.schedules import DueTime, ScheduleStore
+from .timeutil import now_ms
+
+log = logging.getLogger(__name__)
+
+#: Due times read per query; a tick repeats the query while whole batches come back.
+BATCH = 200
+#: A tick stops after this many batches (and asks beat to tick again at once).
+MAX_BATCHES = 20
+DEFAULT_BEAT_POLL = 1000
+
+
+def firing_id(due: DueTime) -> str:
+    """The record id of one firing: the same firing always gets the same id.
+
+    Exactly-once rests on the compare-and-set; the deterministic primary key is a second
+    fence that makes a duplicate firing impossible to commit at all.
+    """
+    key = f"{due.schedule_id}\0{due.revision}\0{due.position}\0{due.next_trigger_time}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _installed_component(app: Celery) -> BackgroundTaskComponent | None:
+    runner = getattr(app, "_bgtask_runner", None)
+    return runner.component if isinstance(runner, Runner) else None
+
+
+class TaskSchedulerComponent:
+    """Scheduled tasks in the database, fired by ``celery beat -S bgtask``.
+
+    It shares the app's :class:`BackgroundTaskComponent` (and so its database) when there
+    is one, or creates one from ``database_url`` / ``engine`` / ``app.conf`` and
+    ``settings`` (any ``BackgroundTaskComponent`` setting). ``retain_for`` is how long
+    each firing's record is kept (default: the component's ``default_retain_for``);
+    ``beat_poll_interval`` (ms, default 1000, or ``app.conf.bgtask_beat_poll_interval``)
+    is the longest a beat sleeps, and so how soon it notices a change.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        database_url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        component: BackgroundTaskComponent | None = None,
+        retain_for: int | timedelta | None = None,
+        beat_poll_interval: int | timedelta | None = None,
+        **settings: Any,
+    ) -> None:
+        self.app = app
+        self.background = self._background(app, database_url, engine, component, settings)
+        self.retain_for = v.retain_for_ms("retain_for", retain_for)
+        poll = beat_poll_interval if beat_poll_interval is not None else app.conf.get("bgtask_beat_poll_interval")
+        self.beat_poll_interval = v.duration_ms(
+            "beat_poll_interval", DEFAULT_BEAT_POLL if poll is None else poll, minimum=10
+        ) or DEFAULT_BEAT_POLL
+        self.store = ScheduleStore(self.background.engine)
+        app._bgtask_scheduler = self
+
+    @staticmethod
+    def _background(
+        app: Celery,
+        database_url: str | None,
+        engine: Engine | None,
+        component: BackgroundTaskComponent | None,
+        settings: dict[str, Any],
+    ) -> BackgroundTaskComponent:
+        installed = _installed_component(app)
+        if component is not None:
+            if component.app is not app:
+                raise BgTaskError("component: it belongs to another Celery app")
+            installed = component
+        if installed is None:
+            return BackgroundTaskComponent(app, database_url, engine=engine, **settings)
+        # One component (one database) per app: the scheduler's firings are its tasks.
+        if engine is not None and engine is not installed.engine:
+            raise BgTaskError("engine: this app's BackgroundTaskComponent uses another engine")
+        if database_url is not None:
+            wanted = make_url(database_url).render_as_string(hide_password=False)
+            if wanted != installed.engine.url.render_as_string(hide_password=False):
+                raise BgTaskError(f"database_url: this app's BackgroundTaskComponent uses {installed.engine.url!r}")
+        if settings:
+            raise BgTaskError(f"{', '.join(sorted(settings))}: set these on the app's BackgroundTaskComponent")
+        return installed
+
+    # -- TWIN ITaskSchedulerComponent ------------------------------------------------
+    def add_task(self, task_id: str, times: Sequence[ScheduledTaskTime | dict[str, Any]], task_callback: Any) -> None:
+        """Schedule ``task_callback`` at ``times`` under ``task_id``, replacing any schedule of that id.
+
+        Raises ``TaskValidationError`` (and writes nothing) for a bad id, time or callback.
+        """
+        v.task_type("task_id", task_id)
+        now = now_ms()
+        planned = plan_times(times, now)
+        ref = callback_ref(task_callback)
+        self.background._ensure()
+        self.store.replace(task_id, ref, planned, now)
+        log.info("scheduled task %s: %d time(s), callback %s", task_id, len(planned), ref)
+
+    def remove_task(self, task_id: str) -> bool:
+        """Delete the schedule; returns whether there was one. Firings already committed still run."""
+        v.task_type("task_id", task_id)
+        self.background._ensure()
+        return self.store.delete(task_id)
+
+    def tasks_info(self) -> ScheduledTaskInfo:
+        """Every scheduled task with its times, each with its current ``next_trigger_time``."""
+        self.background._ensure()
+        tasks: dict[str, list[ScheduledTaskTime]] = {}
+        for row in self.store.all_times():
+            tasks.setdefault(row.schedule_id, []).append(
+                ScheduledTaskTime(
+                    next_trigger_time=row.next_trigger_time,
+                    interval_days=row.interval_days,
+                    interval_hours=row.interval_hours,
+                    interval_minutes=row.interval_minutes,
+                )
+            )
+        return ScheduledTaskInfo(tasks=tasks)
+
+    # -- the beat's side -------------------------------------------------------------
+    def _record(self, due: DueTime, now: int) -> dict[str, Any]:
+        payload = {
+            "scheduleId": due.schedule_id,
+            "position": due.position,
+            "triggerTime": due.next_trigger_time,
+            "callback": due.callback,
+        }
+        row = self.background._new_row(
+            SCHEDULED_TYPE, payload, retry_count=None, retry_interval=None, retain_for=self.retain_for, now=now
+        )
+        # Published right after the commit; until then the worker sweeper may publish it.
+        row.update(id=firing_id(due), enqueued_at=None)
+        return row
+
+    def fire_due(self, now: int | None = None) -> list[str]:
+        """Fire every trigger due at ``now`` (default: the clock) that this process claims.
+
+        Returns the URNs of the firing records this call committed. Safe to call from any
+        number of processes at once: each firing is claimed by exactly one of them.
+        """
+        at = now_ms() if now is None else now
+        self.background._ensure()
+        fired: list[str] = []
+        for _ in range(MAX_BATCHES):
+            due = self.store.due(at, BATCH)
+            if not due:
+                break
+            claims = [(d, next_after(d.next_trigger_time, d.interval_ms, at)) for d in due]
+            won = self.store.fire(claims, lambda d: self._record(d, at))
+            published = []
+            for d, row in won:
+                log.info("scheduled task %s: firing time %d (trigger %d) as task %s",
+                         d.schedule_id, d.position, d.next_trigger_time, row["id"])
+                if self.background._publish(row["id"], 0, row["thread_id"], SCHEDULED_TYPE):
+                    published.append(row["id"])
+            self.store.mark_enqueued(published, now_ms())
+            fired.extend(to_urn(row["id"]) for _, row in won)
+            if len(due) < BATCH:
+                break
+        return fired
+
+    def seconds_to_next(self, now: int | None = None) -> float | None:
+        """Seconds until the earliest trigger (0 when one is due), None when nothing is scheduled."""
+        at = now_ms() if now is None else now
+        following = self.store.next_trigger()
+        return None if following is None else max(0.0, (following - at) / 1000)
+
+    def close(self) -> None:
+        """Drop the pooled connections (the schedules stay in the database)."""
+        self.background.engine.dispose()
+
+
+def scheduler_for(app: Celery) -> TaskSchedulerComponent:
+    """The app's scheduler component, or a new one configured from ``app.conf``."""
+    existing = getattr(app, "_bgtask_scheduler", None)
+    return existing if isinstance(existing, TaskSchedulerComponent) else TaskSchedulerComponent(app)
