@@ -31,18 +31,23 @@ class Scheduler(beat.Scheduler):
 
     _component: TaskSchedulerComponent | None = None
 
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        # The database poll bounds every sleep, not the base class's 5 minutes. Set here,
+        # not in setup_schedule, so that the lazy instance beat prints its banner from agrees.
+        self.max_interval: float = min(float(self.max_interval), self.component.beat_poll_interval / 1000)
+
     def setup_schedule(self) -> None:
         self._component = scheduler_for(self.app)
-        # The database poll bounds every sleep, not the base class's 5 minutes.
-        self.max_interval: float = min(float(self.max_interval), self._component.beat_poll_interval / 1000)
-        self.merge_inplace(self.app.conf.beat_schedule)
-        self.install_default_entries(self.data)
-        if self.data:
+        static = dict(self.app.conf.beat_schedule or {})
+        self.merge_inplace(static)
+        self.install_default_entries(self.data)  # e.g. celery.backend_cleanup, as Celery's own scheduler does
+        if static:
             log.warning(
                 "beat: %d entries from beat_schedule (%s) run from memory in this beat process, as with "
                 "Celery's default scheduler; only schedules added with TaskSchedulerComponent.add_task "
                 "fire exactly once across several beats",
-                len(self.data), ", ".join(sorted(self.data)),
+                len(static), ", ".join(sorted(static)),
             )
 
     @property

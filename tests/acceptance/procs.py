@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,11 +20,24 @@ def celery_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def celery_worker(app_module: str, env: Mapping[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    app_module: str, env: Mapping[str, str], *args: str, log: Path
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """A ``celery -A app_module worker`` in its own process group; SIGKILLed on exit if still alive."""
-    cmd = [sys.executable, "-m", "celery", "-A", app_module, "worker", "-l", "info",
-           "--without-mingle", "--without-gossip", "--without-heartbeat", *args]
+    return _celery(app_module, env, ["worker", "--without-mingle", "--without-gossip", "--without-heartbeat", *args],
+                   log)
+
+
+def celery_beat(
+    app_module: str, env: Mapping[str, str], *args: str, log: Path
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """A ``celery -A app_module beat -S bgtask`` (the entry-point alias); SIGKILLed on exit if still alive."""
+    return _celery(app_module, env, ["beat", "-S", "bgtask", *args], log)
+
+
+@contextmanager
+def _celery(app_module: str, env: Mapping[str, str], args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [sys.executable, "-m", "celery", "-A", app_module, *args[:1], "-l", "info", *args[1:]]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=celery_env(env), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -378,3 +378,20 @@ def test_a_database_outage_in_a_tick_is_logged_and_the_next_tick_fires(
             assert payloads(observer) == [("through-outage", now - 1)]
         finally:
             beat_scheduler.component.close()
+
+
+def test_static_beat_schedule_entries_still_run_beside_database_schedules(
+    make_scheduler: Any, celery_app_factory: Callable[..., Celery], worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = celery_app_factory(
+        beat_schedule={"static-ping": {"task": "tests.integration.scheduled_jobs.celery_job", "schedule": 0.3}},
+        bgtask_beat_poll_interval=200,
+    )
+    sched = make_scheduler(app)
+    caplog.set_level(logging.WARNING, logger="celery_bgtask.beat")
+    with worker(app), running_beat(app):
+        sched.add_task("from-db", [{"nextTriggerTime": now_ms()}], scheduled_jobs.nightly)
+        wait_for(lambda: scheduled_jobs.calls["celery_job"] >= 2 and scheduled_jobs.calls["nightly"] == 1,
+                 timeout=30, what="both kinds of schedule to run")
+    assert "1 entries from beat_schedule (static-ping) run from memory" in caplog.text
+    assert payloads(sched) and payloads(sched)[0][0] == "from-db"
