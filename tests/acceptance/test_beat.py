@@ -47,15 +47,6 @@ def sched(env: dict[str, str]) -> Iterator[TaskSchedulerComponent]:
     component.close()
 
 
-@pytest.fixture
-def r(env: dict[str, str]) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    for key in client.scan_iter(f"{env['BGTASK_QUEUE']}:*"):
-        client.delete(key)
-    client.close()
-
-
 def records(sched: TaskSchedulerComponent) -> list[Any]:
     return sched.background.query(task_type=SCHEDULED_TYPE, limit=1000).entities
 

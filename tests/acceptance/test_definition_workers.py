@@ -47,15 +47,6 @@ def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
     component.engine.dispose()
 
 
-@pytest.fixture
-def r(env: dict[str, str]) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    for key in client.scan_iter(f"{env['BGTASK_QUEUE']}:*"):
-        client.delete(key)
-    client.close()
-
-
 def _status(bg: BackgroundTaskComponent, urn: str) -> TaskStatus | None:
     task = bg.get(urn)
     return task.status if task else None

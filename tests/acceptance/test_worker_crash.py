@@ -39,15 +39,6 @@ def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
     component.engine.dispose()
 
 
-@pytest.fixture
-def r(env: dict[str, str]) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    yield client
-    for key in client.scan_iter(f"{env['BGTASK_QUEUE']}:*"):
-        client.delete(key)
-    client.close()
-
-
 def _status(bg: BackgroundTaskComponent, urn: str) -> Any:
     task = bg.get(urn)
     return task.status if task else None
