@@ -173,11 +173,9 @@ class TaskSchedulerComponent:
         self.background._ensure()
         fired: list[str] = []
         for _ in range(MAX_BATCHES):
-            due = self.store.due(at, BATCH)
-            if not due:
-                break
-            claims = [(d, next_after(d.next_trigger_time, d.interval_ms, at)) for d in due]
-            won = self.store.fire(claims, lambda d: self._record(d, at))
+            read, won = self.store.claim_due(
+                at, BATCH, lambda d: next_after(d.next_trigger_time, d.interval_ms, at), lambda d: self._record(d, at)
+            )
             published = []
             for d, row in won:
                 log.info("scheduled task %s: firing time %d (trigger %d) as task %s",
@@ -186,7 +184,7 @@ class TaskSchedulerComponent:
                     published.append(row["id"])
             self.store.mark_enqueued(published, now_ms())
             fired.extend(to_urn(row["id"]) for _, row in won)
-            if len(due) < BATCH:
+            if read < BATCH:
                 break
         return fired
 

@@ -3,8 +3,8 @@
 A firing is claimed with a compare-and-set on the time's ``next_trigger_time`` (and its
 ``revision``, fresh per ``add_task``), in the same transaction that inserts the firing's
 task record. However many beats tick at once, exactly one of them moves a given trigger
-on, and the record it commits is what a worker then runs. No lock is held between ticks,
-so a beat that dies loses nothing.
+on, and the record it commits is what a worker then runs. No lock outlives a tick's
+transaction, so a beat that dies loses nothing and blocks nobody.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, text, update
 
+from ..errors import BgTaskError
 from ..schedule_times import PlannedTime, interval_ms
 from .schema import schedule_times, schedules, tasks
 
 t = schedule_times.c
 s = schedules.c
+
+
+class ClaimConflict(BgTaskError):
+    """A locked due time changed under its claim; the tick's transaction was rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +84,35 @@ class ScheduleStore:
         with self.engine.connect() as conn:
             return list(conn.execute(stmt.order_by(t.schedule_id, t.position)))
 
-    def due(self, now: int, limit: int) -> list[DueTime]:
-        """The times due at ``now``, oldest first: an index range scan on ``next_trigger_time``."""
+    def next_trigger(self) -> int | None:
+        """The earliest pending trigger of any schedule (the index's first entry)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.min(t.next_trigger_time))).scalar()
+        return None if value is None else int(value)
+
+    def claim_due(
+        self,
+        now: int,
+        limit: int,
+        following: Callable[[DueTime], int | None],
+        record: Callable[[DueTime], Mapping[str, Any]],
+    ) -> tuple[int, list[tuple[DueTime, Mapping[str, Any]]]]:
+        """Claim up to ``limit`` times due at ``now`` and insert a task record for each claim won.
+
+        Returns how many due times were read and the claims won. One transaction: a claim
+        and its record commit together or not at all. The read is a range scan of the
+        ``next_trigger_time`` index. Each claim is a compare-and-set UPDATE of the time's
+        ``next_trigger_time`` (with its ``revision``) to ``following(time)``.
+
+        On PostgreSQL and MySQL/MariaDB the read also takes the due rows ``FOR UPDATE SKIP
+        LOCKED``: beats ticking at once divide the due times between them instead of
+        waiting on (or deadlocking with) each other, and every compare-and-set on a row we
+        hold succeeds, so they go out as one batch (pipelined by psycopg). Such a row lock
+        lasts only for this transaction: a beat that dies drops it with its connection.
+        SQLite serialises writers; there each compare-and-set is checked on its own.
+        """
+        dialect = self.engine.dialect.name
+        locking = dialect in ("postgresql", "mysql", "mariadb")
         stmt = (
             select(t.schedule_id, t.position, t.revision, t.next_trigger_time,
                    t.interval_days, t.interval_hours, t.interval_minutes, s.callback)
@@ -89,57 +121,60 @@ class ScheduleStore:
             .order_by(t.next_trigger_time)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        return [
-            DueTime(r.schedule_id, r.position, r.revision, r.next_trigger_time,
-                    interval_ms(r.interval_days, r.interval_hours, r.interval_minutes), r.callback)
-            for r in rows
-        ]
-
-    def next_trigger(self) -> int | None:
-        """The earliest pending trigger of any schedule (the index's first entry)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(select(func.min(t.next_trigger_time))).scalar()
-        return None if value is None else int(value)
-
-    def fire(
-        self,
-        claims: Sequence[tuple[DueTime, int | None]],
-        record: Callable[[DueTime], Mapping[str, Any]],
-    ) -> list[tuple[DueTime, Mapping[str, Any]]]:
-        """Claim each ``(due time, its next trigger)`` and insert a task record for each claim won.
-
-        One transaction: a claim and its record commit together or not at all. Rows are
-        updated in (schedule id, position) order, so two beats lock in the same order and
-        cannot deadlock each other.
-        """
-        won: list[tuple[DueTime, Mapping[str, Any]]] = []
-        ordered = sorted(claims, key=lambda claim: (claim[0].schedule_id, claim[0].position))
+        if locking:
+            # MariaDB has no FOR UPDATE OF; there the schedule rows are locked as well.
+            stmt = stmt.with_for_update(skip_locked=True, of=schedule_times if dialect == "postgresql" else None)
         with self.engine.begin() as conn:
-            for due, following in ordered:
-                stmt = (
-                    update(schedule_times)
-                    .where(
-                        t.schedule_id == due.schedule_id,
-                        t.position == due.position,
-                        t.revision == due.revision,
-                        t.next_trigger_time == due.next_trigger_time,
-                    )
-                    .values(next_trigger_time=following)
-                )
-                if conn.execute(stmt).rowcount == 1:
-                    won.append((due, record(due)))
+            due = [
+                DueTime(r.schedule_id, r.position, r.revision, r.next_trigger_time,
+                        interval_ms(r.interval_days, r.interval_hours, r.interval_minutes), r.callback)
+                for r in conn.execute(stmt)
+            ]
+            if not due:
+                return 0, []
+            params = [
+                {"b_id": d.schedule_id, "b_position": d.position, "b_revision": d.revision,
+                 "b_trigger": d.next_trigger_time, "b_following": following(d)}
+                for d in due
+            ]
+            if locking:
+                changed = conn.execute(_CAS, params).rowcount
+                if changed != len(params):
+                    # Cannot happen while we hold the rows: roll back rather than guess which won.
+                    raise ClaimConflict(f"{changed} of {len(params)} locked due times changed under the claim")
+                won_times = due
+            else:
+                won_times = [d for d, p in zip(due, params, strict=True) if conn.execute(_CAS, p).rowcount == 1]
+            won = [(d, record(d)) for d in won_times]
             if won:
                 conn.execute(insert(tasks), [dict(row) for _, row in won])
-        return won
+        return len(due), won
 
     def mark_enqueued(self, task_ids: Sequence[str], now: int) -> None:
-        """Note that the firings' wake-ups went out, so the worker sweeper does not republish them."""
+        """Note that the firings' wake-ups went out, so the worker sweeper does not republish them.
+
+        Only a hint: if it is lost, a sweeper publishes a second wake-up, which the worker's
+        claim fences off. So on PostgreSQL it commits without waiting for the WAL flush.
+        """
         if not task_ids:
             return
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
             conn.execute(
                 update(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.enqueued_at.is_(None))
                 .values(enqueued_at=now)
             )
+
+
+#: The claim of one firing: move the trigger on only if it is still the one that was read.
+_CAS = (
+    update(schedule_times)
+    .where(
+        t.schedule_id == bindparam("b_id"),
+        t.position == bindparam("b_position"),
+        t.revision == bindparam("b_revision"),
+        t.next_trigger_time == bindparam("b_trigger"),
+    )
+    .values(next_trigger_time=bindparam("b_following"))
+)
