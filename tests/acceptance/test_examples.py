@@ -23,3 +23,18 @@ def test_sync_articles_example_runs_by_itself(tmp_path: Path) -> None:
     assert "onDone: articles are synced" in done.stdout
     assert "onAbort: the sync was aborted" in done.stdout
     assert (tmp_path / "celery_bgtask.sqlite3").exists()  # the embedded default database
+
+
+def test_daily_sync_example_runs_by_itself(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "daily_sync.py")],
+        cwd=tmp_path, env=celery_env({}), capture_output=True, text=True, timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "daily-sync has 1 time:" in done.stdout
+    assert '"intervalDays": 1' in done.stdout
+    assert "cache warmed" in done.stdout
+    assert done.stdout.count("sync running at") == 1  # the report missed three days and fired once
+    assert "warm-cache: success" in done.stdout and "daily-report: success" in done.stdout
+    assert "warm-cache: next never again" in done.stdout
+    assert (tmp_path / "celery_bgtask.sqlite3").exists()  # the embedded default database
