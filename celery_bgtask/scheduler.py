@@ -176,11 +176,15 @@ class TaskSchedulerComponent:
             read, won = self.store.claim_due(
                 at, BATCH, lambda d: next_after(d.next_trigger_time, d.interval_ms, at), lambda d: self._record(d, at)
             )
-            published = []
+            published: list[str] = []
+            broker_up = True
             for d, row in won:
                 log.info("scheduled task %s: firing time %d (trigger %d) as task %s",
                          d.schedule_id, d.position, d.next_trigger_time, row["id"])
-                if self.background._publish(row["id"], 0, row["thread_id"], SCHEDULED_TYPE):
+                # After one failed publish, leave the rest to the worker sweeper rather than
+                # wait out the broker's retries once per firing.
+                broker_up = broker_up and self.background._publish(row["id"], 0, row["thread_id"], SCHEDULED_TYPE)
+                if broker_up:
                     published.append(row["id"])
             self.store.mark_enqueued(published, now_ms())
             fired.extend(to_urn(row["id"]) for _, row in won)

@@ -395,3 +395,22 @@ def test_static_beat_schedule_entries_still_run_beside_database_schedules(
                  timeout=30, what="both kinds of schedule to run")
     assert "1 entries from beat_schedule (static-ping) run from memory" in caplog.text
     assert payloads(sched) and payloads(sched)[0][0] == "from-db"
+
+
+def test_a_firing_whose_publish_failed_is_published_by_a_worker_sweeper(
+    make_scheduler: Any, celery_app_factory: Callable[..., Celery], queue_name: str, worker: Any
+) -> None:
+    down = Celery("broker-down", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    down.conf.update(task_default_queue=queue_name, broker_connection_timeout=0.5)
+    beat_side = make_scheduler(down)
+    now = now_ms()
+    beat_side.add_task("while-the-broker-is-down", [{"nextTriggerTime": now - 1}], scheduled_jobs.nightly)
+    (urn,) = beat_side.fire_due(now)  # committed, but its wake-up could not be sent
+    record = beat_side.background.get(urn)
+    assert record is not None and record.status is TaskStatus.PENDING
+    with beat_side.background.engine.connect() as conn:
+        assert conn.execute(select(tasks.c.enqueued_at).where(tasks.c.id == record.id)).scalar() is None
+    worker_side = make_scheduler(celery_app_factory())
+    with worker(worker_side.app):
+        wait_for(lambda: worker_side.background.get(urn).status is TaskStatus.SUCCESS, what="the sweeper's publish")
+    assert scheduled_jobs.calls["nightly"] == 1
