@@ -61,8 +61,7 @@ class Scheduler(beat.Scheduler):
         comp = self.component
         poll = comp.beat_poll_interval / 1000
         try:
-            comp.fire_due()
-            wait = comp.seconds_to_next()
+            wait = comp.tick().seconds_to_next
             delay = poll if wait is None else min(wait, poll)
         except Exception:
             log.exception("beat: tick failed (database unavailable?); trying again in %.1fs", poll)

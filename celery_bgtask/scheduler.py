@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +39,15 @@ BATCH = 200
 #: A tick stops after this many batches (and asks beat to tick again at once).
 MAX_BATCHES = 20
 DEFAULT_BEAT_POLL = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What one tick did: the firing records it committed, and the seconds until the
+    earliest trigger left (0 when one is already due, None when nothing is scheduled)."""
+
+    fired: list[str]
+    seconds_to_next: float | None
 
 
 def firing_id(due: DueTime) -> str:
@@ -169,16 +179,20 @@ class TaskSchedulerComponent:
         Returns the URNs of the firing records this call committed. Safe to call from any
         number of processes at once: each firing is claimed by exactly one of them.
         """
+        return self.tick(now).fired
+
+    def tick(self, now: int | None = None) -> Tick:
+        """``fire_due``, also saying how long until the earliest trigger left (for beat's sleep)."""
         at = now_ms() if now is None else now
         self.background._ensure()
         fired: list[str] = []
         for _ in range(MAX_BATCHES):
-            read, won = self.store.claim_due(
+            claimed = self.store.claim_due(
                 at, BATCH, lambda d: next_after(d.next_trigger_time, d.interval_ms, at), lambda d: self._record(d, at)
             )
             published: list[str] = []
             broker_up = True
-            for d, row in won:
+            for d, row in claimed.won:
                 log.info("scheduled task %s: firing time %d (trigger %d) as task %s",
                          d.schedule_id, d.position, d.next_trigger_time, row["id"])
                 # After one failed publish, leave the rest to the worker sweeper rather than
@@ -187,16 +201,11 @@ class TaskSchedulerComponent:
                 if broker_up:
                     published.append(row["id"])
             self.store.mark_enqueued(published, now_ms())
-            fired.extend(to_urn(row["id"]) for _, row in won)
-            if read < BATCH:
+            fired.extend(to_urn(row["id"]) for _, row in claimed.won)
+            if claimed.read < BATCH:
                 break
-        return fired
-
-    def seconds_to_next(self, now: int | None = None) -> float | None:
-        """Seconds until the earliest trigger (0 when one is due), None when nothing is scheduled."""
-        at = now_ms() if now is None else now
-        following = self.store.next_trigger()
-        return None if following is None else max(0.0, (following - at) / 1000)
+        following = claimed.next_trigger
+        return Tick(fired, None if following is None else max(0.0, (following - now_ms()) / 1000))
 
     def close(self) -> None:
         """Drop the pooled connections (the schedules stay in the database)."""

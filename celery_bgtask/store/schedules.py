@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, text, update
 
 from ..errors import BgTaskError
 from ..schedule_times import PlannedTime, interval_ms
@@ -38,6 +38,15 @@ class DueTime:
     next_trigger_time: int
     interval_ms: int | None
     callback: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one claim transaction did."""
+
+    read: int
+    won: list[tuple[DueTime, Mapping[str, Any]]]
+    next_trigger: int | None
 
 
 class ScheduleStore:
@@ -84,10 +93,10 @@ class ScheduleStore:
         with self.engine.connect() as conn:
             return list(conn.execute(stmt.order_by(t.schedule_id, t.position)))
 
-    def next_trigger(self) -> int | None:
+    @staticmethod
+    def _earliest(conn: Connection) -> int | None:
         """The earliest pending trigger of any schedule (the index's first entry)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(select(func.min(t.next_trigger_time))).scalar()
+        value = conn.execute(select(func.min(t.next_trigger_time))).scalar()
         return None if value is None else int(value)
 
     def claim_due(
@@ -96,10 +105,11 @@ class ScheduleStore:
         limit: int,
         following: Callable[[DueTime], int | None],
         record: Callable[[DueTime], Mapping[str, Any]],
-    ) -> tuple[int, list[tuple[DueTime, Mapping[str, Any]]]]:
+    ) -> Claimed:
         """Claim up to ``limit`` times due at ``now`` and insert a task record for each claim won.
 
-        Returns how many due times were read and the claims won. One transaction: a claim
+        Returns how many due times were read, the claims won and the earliest trigger
+        left afterwards (read in the same transaction, saving the tick a round trip). One transaction: a claim
         and its record commit together or not at all. The read is a range scan of the
         ``next_trigger_time`` index. Each claim is a compare-and-set UPDATE of the time's
         ``next_trigger_time`` (with its ``revision``) to ``following(time)``.
@@ -131,7 +141,7 @@ class ScheduleStore:
                 for r in conn.execute(stmt)
             ]
             if not due:
-                return 0, []
+                return Claimed(0, [], self._earliest(conn))
             params = [
                 {"b_id": d.schedule_id, "b_position": d.position, "b_revision": d.revision,
                  "b_trigger": d.next_trigger_time, "b_following": following(d)}
@@ -148,7 +158,7 @@ class ScheduleStore:
             won = [(d, record(d)) for d in won_times]
             if won:
                 conn.execute(insert(tasks), [dict(row) for _, row in won])
-        return len(due), won
+            return Claimed(len(due), won, self._earliest(conn))
 
     def mark_enqueued(self, task_ids: Sequence[str], now: int) -> None:
         """Note that the firings' wake-ups went out, so the worker sweeper does not republish them.
