@@ -1,7 +1,7 @@
 """``TaskSchedulerComponent``: scheduled tasks (TWIN ``ITaskSchedulerComponent``) kept in the database.
 
 ``add_task`` / ``remove_task`` write the schedule tables, so a web process changes what a
-running beat fires with no restart. ``fire_due`` is one tick of the beat
+running beat fires with no restart. ``tick`` (``fire_due``) is one tick of the beat
 (:class:`celery_bgtask.beat.Scheduler` calls it): it claims every due trigger with a
 compare-and-set and commits a task record of type ``SCHEDULED_TYPE`` per firing won, then
 publishes the records' wake-ups. A worker runs the callback from that record.
@@ -88,12 +88,13 @@ class TaskSchedulerComponent:
         **settings: Any,
     ) -> None:
         self.app = app
-        self.background = self._background(app, database_url, engine, component, settings)
+        # Every check first, so that a bad argument leaves the app as it was.
         self.retain_for = v.retain_for_ms("retain_for", retain_for)
         poll = beat_poll_interval if beat_poll_interval is not None else app.conf.get("bgtask_beat_poll_interval")
-        self.beat_poll_interval = v.duration_ms(
+        self.beat_poll_interval: int = v.duration_ms(
             "beat_poll_interval", DEFAULT_BEAT_POLL if poll is None else poll, minimum=10
         ) or DEFAULT_BEAT_POLL
+        self.background = self._background(app, database_url, engine, component, settings)
         self.store = ScheduleStore(self.background.engine)
         app._bgtask_scheduler = self
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from celery_bgtask import (
     SCHEDULED_TYPE,
+    BgTaskError,
     ScheduledTaskInfo,
     ScheduledTaskTime,
     TaskSchedulerComponent,
@@ -414,3 +415,35 @@ def test_a_firing_whose_publish_failed_is_published_by_a_worker_sweeper(
     with worker(worker_side.app):
         wait_for(lambda: worker_side.background.get(urn).status is TaskStatus.SUCCESS, what="the sweeper's publish")
     assert scheduled_jobs.calls["nightly"] == 1
+
+
+def test_the_scheduler_shares_the_apps_component_and_refuses_another_database(
+    make_component: Any, celery_app_factory: Callable[..., Celery], tmp_path: Any
+) -> None:
+    bg = make_component()
+    sched = TaskSchedulerComponent(bg.app)
+    assert sched.background is bg
+    same_url = bg.engine.url.render_as_string(hide_password=False)
+    assert TaskSchedulerComponent(bg.app, database_url=same_url).background is bg
+    with pytest.raises(BgTaskError, match="database_url: this app's BackgroundTaskComponent uses"):
+        TaskSchedulerComponent(bg.app, database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    with pytest.raises(BgTaskError, match="poll_interval: set these on the app's BackgroundTaskComponent"):
+        TaskSchedulerComponent(bg.app, poll_interval=5)
+    with pytest.raises(BgTaskError, match="component: it belongs to another Celery app"):
+        TaskSchedulerComponent(celery_app_factory(), component=bg)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("retain_for", -2, "retain_for: must be an int >= -1, got -2"),
+    ("retain_for", "1", "retain_for: must be an int >= -1, got '1' (str)"),
+    ("beat_poll_interval", 5, "beat_poll_interval: must be an int >= 10, got 5"),
+    ("beat_poll_interval", True, "beat_poll_interval: must be an int >= 10, got True (bool)"),
+])
+def test_bad_scheduler_options_raise_before_anything_is_installed(
+    celery_app_factory: Callable[..., Celery], database_url: str, option: str, value: Any, message: str
+) -> None:
+    app = celery_app_factory()
+    with pytest.raises(TaskValidationError) as err:
+        TaskSchedulerComponent(app, database_url=database_url, **{option: value})
+    assert str(err.value) == message
+    assert getattr(app, "_bgtask_runner", None) is None and getattr(app, "_bgtask_scheduler", None) is None
