@@ -29,10 +29,11 @@ def celery_worker(
 
 
 def celery_beat(
-    app_module: str, env: Mapping[str, str], *args: str, log: Path
+    app_module: str, env: Mapping[str, str], *args: str, log: Path, scheduler: str = "bgtask"
 ) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    """A ``celery -A app_module beat -S bgtask`` (the entry-point alias); SIGKILLed on exit if still alive."""
-    return _celery(app_module, env, ["beat", "-S", "bgtask", *args], log)
+    """A ``celery -A app_module beat -S bgtask`` (the entry-point alias, or the class path
+    given as ``scheduler``); SIGKILLed on exit if still alive."""
+    return _celery(app_module, env, ["beat", "-S", scheduler, *args], log)
 
 
 @contextmanager

@@ -120,7 +120,9 @@ def test_a_sigkilled_beat_leaves_every_remaining_trigger_to_the_other_once(
 ) -> None:
     with ExitStack() as stack:
         stack.enter_context(celery_worker(APP, env, "-c", "2", log=tmp_path / "worker.log"))
-        victim = stack.enter_context(celery_beat(APP, env, log=tmp_path / "beat-victim.log"))
+        # One by the entry-point alias, one by the class path the contract names.
+        victim = stack.enter_context(celery_beat(APP, env, log=tmp_path / "beat-victim.log",
+                                                 scheduler="celery_bgtask.beat:Scheduler"))
         survivor = stack.enter_context(celery_beat(APP, env, log=tmp_path / "beat-survivor.log"))
         fire_sentinel(sched, "warm-up")
 
