@@ -120,7 +120,7 @@ def main() -> None:
             for task_id in profiled:
                 task.apply(args=(task_id, 0), kwargs={"task_type": "noop"}, task_id=task_id)
             profiler.stop()
-            print(profiler.output_text(unicode=False, color=False, show_all=False))
+            print(profiler.output_text(unicode=False, color=False, show_all=os.environ.get("BENCH_PROFILE_ALL") == "1"))
         with bg.engine.connect() as conn:
             done = conn.execute(text("SELECT count(*) FROM bgtask_tasks WHERE status = 'success'")).scalar()
         print(f"{done} of {len(ids) + 50} records success")

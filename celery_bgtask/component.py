@@ -169,10 +169,11 @@ class BackgroundTaskComponent(DefinitionsMixin):
         }
 
     def _commit_and_publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
         self._ensure()
-        self.store.insert(rows)
         # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
         due = [(r["id"], 0, r["thread_id"], r["type"]) for r in rows if r["enqueued_at"] is not None]
+        self.store.insert(rows)
         if len(due) == 1:
             if not self._publish(*due[0]):
                 self.store.set_enqueued(due[0][0], None)

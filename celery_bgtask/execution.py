@@ -24,7 +24,6 @@ import socket
 import threading
 import weakref
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
@@ -37,6 +36,7 @@ from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
+from .publish import Wakeup, WakeupSender
 from .resilience import with_retries
 from .timeutil import now_ms
 from .validation import json_text
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN_TASK = "celery_bgtask.run"
-_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 _runners: weakref.WeakSet[Runner] = weakref.WeakSet()
 
 
@@ -132,43 +131,27 @@ class Runner:
             return runner.execute(task, task_id, attempt, task_type)
 
         self.task = run
+        self.sender = WakeupSender(app, run)
 
     # -- producing ----------------------------------------------------------------
     def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
                 task_type: str | None = None) -> bool:
         try:
-            self.task.apply_async(
-                args=(task_id, attempt),
-                kwargs={"task_type": task_type} if task_type else None,
-                task_id=task_id,
-                queue=queue,
-                countdown=countdown,
-                retry=True,
-                retry_policy=_RETRY_POLICY,
-            )
+            self.sender.send((task_id, attempt, queue, task_type), countdown)
             return True
         except Exception as exc:
             log.warning("could not publish task %s (%s); the sweeper will publish it", task_id, exc)
             return False
 
-    def publish_many(self, wakeups: Sequence[tuple[str, int, str, str]]) -> bool:
-        """Publish ``(task_id, attempt, queue, task_type)`` wake-ups over one producer, as one batch.
+    def publish_many(self, wakeups: Sequence[Wakeup]) -> bool:
+        """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
 
-        The producer (and its broker connection) is acquired once, and on kombu's Redis
-        transport the messages go out in one pipeline (``Producer.batch``; elsewhere they
-        are sent one by one). Returns False if any may not have been sent: the caller
-        clears ``enqueued_at`` of all of them and the sweeper publishes them again (a
-        duplicate wake-up is harmless: its claim fails the attempt fence).
+        Returns False if any may not have been sent: the caller clears ``enqueued_at`` of
+        all of them and the sweeper publishes them again (a duplicate wake-up is harmless:
+        its claim fails the attempt fence).
         """
         try:
-            with self.app.producer_or_acquire() as producer:
-                batch = getattr(producer, "batch", None)  # kombu >= 5.7
-                with batch() if batch is not None else nullcontext():
-                    for task_id, attempt, queue, task_type in wakeups:
-                        self.task.apply_async(
-                            args=(task_id, attempt), kwargs={"task_type": task_type}, task_id=task_id,
-                            queue=queue, producer=producer, retry=True, retry_policy=_RETRY_POLICY,
-                        )
+            self.sender.send_many(wakeups)
             return True
         except Exception as exc:
             log.warning("could not publish %d tasks (%s); the sweeper will publish them", len(wakeups), exc)
