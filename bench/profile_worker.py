@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from bench.apps import make_app
 from bench.common import throwaway_database
@@ -36,9 +36,12 @@ class DbClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls: Counter[str] = Counter()
+        self.statements: Counter[str] = Counter()
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if name == "execute" and len(args) > 1:
+                self.statements[" ".join(str(args[1]).split())[:100]] += 1
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
@@ -79,14 +82,8 @@ def main() -> None:
         for task_id in ids[:50]:  # warm the pool, the compiled-statement cache and the heartbeat
             task.apply(args=(task_id, 0), kwargs={"task_type": "noop"}, task_id=task_id)
         ids = ids[50:]
-        statements: Counter[str] = Counter()
-
-        def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-            statements[" ".join(statement.split())[:100]] += 1
-
         timed, profiled = ids[: len(ids) // 2], ids[len(ids) // 2:]
         # Pass 1, for the figures: no profiler (its sampling would be counted as our Python).
-        event.listen(bg.engine, "before_cursor_execute", seen)
         clock, ours = DbClock(), DbClock()
         runner = bg._runner
         with timing_dbapi(clock):
@@ -98,7 +95,6 @@ def main() -> None:
                 task.apply(args=(task_id, 0), kwargs={"task_type": "noop"}, task_id=task_id)
             total = time.perf_counter() - t0
             del runner.execute, runner.settle
-        event.remove(bg.engine, "before_cursor_execute", seen)
         n = len(timed)
         print(f"{n} tasks through the worker path in {total:.2f} s ({n / total:,.0f}/s)")
         print(f"per task: {total / n * 1000:.3f} ms in all, {clock.seconds / n * 1000:.3f} ms in DB-API calls "
@@ -107,7 +103,7 @@ def main() -> None:
               f"of which {(ours.seconds - clock.seconds) / n * 1000:.3f} ms is not a database call")
         print("DB-API calls per task: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(clock.calls.items())))
         print("statements per task:")
-        for stmt, count in statements.most_common():
+        for stmt, count in clock.statements.most_common():
             print(f"  {count / n:5.2f}  {stmt}")
         # Pass 2, for where the time goes: the same loop under pyinstrument.
         try:

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from ..models import TaskStatus
+from . import fastpath
 from .engine import is_mysql
 from .schema import slots, tasks
 
@@ -99,6 +100,7 @@ class TaskStore:
         self._postgres = engine.dialect.name == "postgresql"
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else None
         self._statements: dict[Hashable, Update] = {}
+        self._fast = fastpath.FastWrites(engine, [col.key for col in tasks.c]) if fastpath.supported(engine) else None
         self._unnest: dict[tuple[str, ...], TextClause] = {}
 
     def _one_statement(self) -> AbstractContextManager[Connection]:
@@ -194,8 +196,15 @@ class TaskStore:
             stmt = self._statements[key] = self._finalize(build(), async_commit)
         return stmt
 
-    def _run_prepared(self, stmt: Update, params: Mapping[str, Any], task_id: str) -> Row[Any] | None:
-        """Run a conditional UPDATE of the record ``task_id``: the new row, or None if it matched none."""
+    def _run_prepared(
+        self, stmt: Update, params: Mapping[str, Any], task_id: str, key: Hashable | None = None
+    ) -> Row[Any] | None:
+        """Run a conditional UPDATE of the record ``task_id``: the new row, or None if it matched none.
+
+        ``key`` names a statement built by ``_prepared``: on psycopg it runs on the fast path.
+        """
+        if key is not None and self._fast is not None:
+            return self._fast.update_one(key, stmt, params)
         if self._returning:
             with self._one_statement() as conn:
                 return conn.execute(stmt, dict(params)).first()
@@ -240,15 +249,16 @@ class TaskStore:
         stmt = self._prepared("claim", _claim_statement, async_commit=True)
         params = {"b_id": task_id, "b_attempt": expected_attempt, "b_now": now, "b_new_attempt": expected_attempt + 1,
                   "b_lease": lease_until, "b_worker": worker}
-        return self._run_prepared(stmt, params, task_id)
+        return self._run_prepared(stmt, params, task_id, "claim")
 
     def finish(self, task_id: str, attempt: int, values: Mapping[str, Any]) -> Row[Any] | None:
         """Write the outcome of a run we still own (fenced by ``attempt``)."""
         columns = tuple(sorted(values))
-        stmt = self._prepared(("finish", columns), lambda: _finish_statement(columns))
+        key = ("finish", columns)
+        stmt = self._prepared(key, lambda: _finish_statement(columns))
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(b_id=task_id, b_attempt=attempt)
-        return self._run_prepared(stmt, params, task_id)
+        return self._run_prepared(stmt, params, task_id, key)
 
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:
         """Heartbeat: push out the lease of every (id, attempt) this process is running."""
