@@ -1,6 +1,6 @@
-"""The worker's hot writes (claim, finish) straight through psycopg, on PostgreSQL.
+"""The hot writes (a worker's claim and finish, create's INSERT) straight through psycopg, on PostgreSQL.
 
-A claim or a finish is one ``UPDATE ... RETURNING`` run in autocommit mode. Through a
+Each is one statement run in autocommit mode. Through a
 SQLAlchemy ``Connection`` it costs about 1 ms of Python on a 2-core machine, twice the
 round trip itself: the connection and transaction objects, the execution context, the
 result set-up. Here the statement is compiled by SQLAlchemy once, and each call checks a
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, Update
 from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import UpdateBase
 
 
 def supported(engine: Engine) -> bool:
@@ -33,7 +34,7 @@ def supported(engine: Engine) -> bool:
 class _Prepared:
     __slots__ = ("compiled", "make_row", "sql")
 
-    def __init__(self, engine: Engine, stmt: Update, returning: Sequence[str]) -> None:
+    def __init__(self, engine: Engine, stmt: UpdateBase, returning: Sequence[str]) -> None:
         self.compiled = stmt.compile(dialect=engine.dialect)
         self.sql = self.compiled.string
         # The types of bgtask_tasks need no result processing on psycopg: a tuple is the row.
@@ -50,9 +51,19 @@ class FastWrites:
     def update_one(self, key: Hashable, stmt: Update, params: Mapping[str, Any]) -> Row[Any] | None:
         """Run ``stmt`` (an UPDATE ... RETURNING the ``returning`` columns, always the same
         statement for ``key``) as its own transaction; the new row, or None if it matched none."""
+        found = self._run(key, stmt, params, fetch=True)
+        return None if found is None else self._prepared[key].make_row(found)
+
+    def execute(self, key: Hashable, build: Callable[[], UpdateBase], params: Mapping[str, Any]) -> None:
+        """Run the statement ``build`` makes (once for ``key``; no RETURNING) as its own transaction."""
+        self._run(key, build, params, fetch=False)
+
+    def _run(self, key: Hashable, stmt: UpdateBase | Callable[[], UpdateBase], params: Mapping[str, Any],
+             fetch: bool) -> Any:
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepared[key] = _Prepared(self.engine, stmt, self.returning)
+            built = stmt if isinstance(stmt, UpdateBase) else stmt()
+            prepared = self._prepared[key] = _Prepared(self.engine, built, self.returning)
         values = prepared.compiled.construct_params(dict(params))
         try:
             fairy = self.engine.raw_connection()
@@ -64,7 +75,8 @@ class FastWrites:
             try:
                 conn.autocommit = True
                 try:
-                    found = conn.execute(prepared.sql, values).fetchone()
+                    cursor = conn.execute(prepared.sql, values)
+                    return cursor.fetchone() if fetch else None
                 finally:
                     conn.autocommit = False
             except self._dbapi_error as exc:
@@ -75,4 +87,3 @@ class FastWrites:
                                           connection_invalidated=gone, dialect=self.engine.dialect) from exc
         finally:
             fairy.close()
-        return None if found is None else prepared.make_row(found)

@@ -125,6 +125,11 @@ class TaskStore:
         """
         rows = list(rows)
         if len(rows) == 1:
+            if self._fast is not None:
+                names = tuple(rows[0])
+                self._fast.execute(("insert", names), lambda: _INSERT.values({k: bindparam(f"p_{k}") for k in names}),
+                                   {f"p_{k}": v for k, v in rows[0].items()})
+                return
             with self._one_statement() as conn:
                 conn.execute(_INSERT, rows[0])
             return
