@@ -51,5 +51,23 @@ def tree_peak_kb(pid: int) -> tuple[int, int]:
     return own, total
 
 
+def tree_pss_kb(pid: int) -> int:
+    """Summed PSS (each shared page counted once across the processes that share it) of the tree, in kB.
+
+    Summing RSS counts the pages a prefork child shares with its parent twice; PSS does not.
+    It is the current figure (Linux keeps no peak PSS).
+    """
+    total = 0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += status_kb((PROC / str(current) / "smaps_rollup").read_text(), "Pss")
+        except OSError:
+            continue
+        todo.extend(children(current))
+    return total
+
+
 def available() -> bool:
     return (PROC / str(os.getpid()) / "status").exists()

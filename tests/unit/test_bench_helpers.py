@@ -24,6 +24,7 @@ def test_status_and_stat_parsing() -> None:
 def test_tree_peak_of_this_process() -> None:
     own, total = procinfo.tree_peak_kb(os.getpid())
     assert own > 0 and total >= own
+    assert procinfo.tree_pss_kb(os.getpid()) > 0
 
 
 def test_ratios_and_verdicts() -> None:
@@ -38,7 +39,7 @@ def test_ratios_and_verdicts() -> None:
 
 def test_render_names_every_target() -> None:
     results = {m: median([Result(m, produce=100.0, drain=50.0, wall=1.0, rss_main_kb=1024, rss_tree_kb=2048,
-                                 create_many=300.0 if m == "bgtask" else None)])
+                                 pss_tree_kb=1500, create_many=300.0 if m == "bgtask" else None)])
                for m in ("plain", "redis", "database", "bgtask")}
     text = render(results, {"insert+commit/s": 1.0})
     for target in TARGETS:
