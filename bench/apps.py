@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from celery_bgtask import BackgroundTaskComponent
+if TYPE_CHECKING:
+    from celery_bgtask import BackgroundTaskComponent
 
 MODES = ("plain", "redis", "database", "bgtask")
 NOOP = "bench.noop"
@@ -58,6 +59,9 @@ def make_app(mode: str, broker: str, queue: str, database_url: str, redis_url: s
     app.task(name=NOOP, ignore_result=mode == "plain")(noop)
     bg = None
     if mode == "bgtask":
+        # Imported here only: a plain-Celery worker must not carry our imports in its RSS.
+        from celery_bgtask import BackgroundTaskComponent
+
         bg = BackgroundTaskComponent(app, database_url=database_url, default_retain_for=RETAIN_MS)
         bg.register_handler("noop", noop)
     return BenchApp(mode, app, bg)
