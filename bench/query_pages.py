@@ -13,21 +13,18 @@ as fast as page 1; the target is under 10 ms a page. It asserts nothing about ti
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 
+from bench.common import throwaway_database
 from celery_bgtask import BackgroundTaskComponent, QueryResult
 from celery_bgtask.timeutil import now_ms
 
-ADMIN_URL = os.environ.get("BGTASK_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RECORDS = 100_000
 TARGET_TYPE, TARGET_STATUS, TARGET_COUNT = "catalogue-import", "success", 60_000
 OTHER_TYPES = ("image-resize", "sync-articles", "send-mail", "cleanup-cache")
@@ -36,21 +33,6 @@ BATCH = 5_000
 RUNS = 15
 LIMIT = 100
 DEEP_PAGE = 500
-
-
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    name = f"bgtask_bench_{os.getpid()}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def fill(bg: BackgroundTaskComponent) -> None:

@@ -96,10 +96,11 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return self._runner.publish(task_id, attempt, queue, countdown, task_type)
 
     def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None:
+        spec = self._handlers.get(row.type)
+        if spec is None or spec.callback is None:
+            return  # no callback: no need to build the public record (a pydantic model) at all
         task = row if isinstance(row, BackgroundTask) else row_to_task(row._mapping)
-        spec = self._handlers.get(task.type)
-        if spec is not None and spec.callback is not None:
-            safe_call("state_change_callback", spec.callback, task, task_id=task.id, task_type=task.type)
+        safe_call("state_change_callback", spec.callback, task, task_id=task.id, task_type=task.type)
 
     def _finish_retention(self, row: Row[Any]) -> None:
         """``retain_for=0``: the record goes as soon as the final callback has run."""
@@ -171,13 +172,16 @@ class BackgroundTaskComponent(DefinitionsMixin):
         }
 
     def _commit_and_publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
         self._ensure()
+        # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
+        due = [(r["id"], 0, r["thread_id"], r["type"]) for r in rows if r["enqueued_at"] is not None]
         self.store.insert(rows)
-        for row in rows:
-            if row["enqueued_at"] is None:
-                continue  # due later: the sweeper publishes it when due (no broker ETA)
-            if not self._publish(row["id"], 0, row["thread_id"], row["type"]):
-                self.store.set_enqueued(row["id"], None)
+        if len(due) == 1:
+            if not self._publish(*due[0]):
+                self.store.set_enqueued(due[0][0], None)
+        elif due and not self._runner.publish_many(due):
+            self.store.set_enqueued_many([d[0] for d in due], None)
 
     def create(
         self,
@@ -209,7 +213,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
     ) -> list[str]:
-        """``create`` for a batch: one multi-row INSERT, then the publishes. All or nothing on bad input."""
+        """``create`` for a batch: one multi-row INSERT, then one batched publish. All or nothing on bad input."""
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
         now = now_ms()

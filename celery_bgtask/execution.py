@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
@@ -35,6 +36,7 @@ from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
+from .publish import Wakeup, WakeupSender
 from .resilience import with_retries
 from .timeutil import now_ms
 from .validation import json_text
@@ -129,23 +131,30 @@ class Runner:
             return runner.execute(task, task_id, attempt, task_type)
 
         self.task = run
+        self.sender = WakeupSender(app, run)
 
     # -- producing ----------------------------------------------------------------
     def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
                 task_type: str | None = None) -> bool:
         try:
-            self.task.apply_async(
-                args=(task_id, attempt),
-                kwargs={"task_type": task_type} if task_type else None,
-                task_id=task_id,
-                queue=queue,
-                countdown=countdown,
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
-            )
+            self.sender.send((task_id, attempt, queue, task_type), countdown)
             return True
         except Exception as exc:
             log.warning("could not publish task %s (%s); the sweeper will publish it", task_id, exc)
+            return False
+
+    def publish_many(self, wakeups: Sequence[Wakeup]) -> bool:
+        """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
+
+        Returns False if any may not have been sent: the caller clears ``enqueued_at`` of
+        all of them and the sweeper publishes them again (a duplicate wake-up is harmless:
+        its claim fails the attempt fence).
+        """
+        try:
+            self.sender.send_many(wakeups)
+            return True
+        except Exception as exc:
+            log.warning("could not publish %d tasks (%s); the sweeper will publish them", len(wakeups), exc)
             return False
 
     # -- running ------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DATABASE_FILE = "celery_bgtask.sqlite3"
@@ -33,16 +35,57 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: A pooled connection that sat idle longer than this (seconds) is pinged before it is used.
+PING_AFTER_IDLE = float(os.environ.get("BGTASK_PING_AFTER_IDLE", "1.0"))
+_IDLE_SINCE = "bgtask_idle_since"
+
+
+def ping_after_idle(engine: Engine, idle: float) -> None:
+    """Like ``pool_pre_ping``, but only for connections idle more than ``idle`` seconds.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, as much as the one-statement
+    writes of the worker path. A connection handed back a moment ago is as good as the
+    ping would say; the ones that go bad (a restarted server, a dropped idle link) are the
+    ones that sat in the pool. A connection that fails anyway is invalidated by SQLAlchemy,
+    with the rest of the pool, on its first error, and the worker's writes retry
+    (``resilience.with_retries``).
+    """
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle:
+            return  # new, or back in the pool only a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError() from exc  # the pool replaces it and tries again
+        if not alive:
+            raise DisconnectionError()
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with settings suited to many short transactions."""
+    """Create an engine for ``url`` with settings suited to many short transactions.
+
+    Server databases get ``ping_after_idle`` unless ``pool_pre_ping`` is passed.
+    """
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", int(os.environ.get("BGTASK_POOL_SIZE", "5")))
-    return create_engine(url, **kwargs)
+    if "pool_pre_ping" in kwargs:
+        return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    ping_after_idle(engine, PING_AFTER_IDLE)
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -8,24 +8,32 @@ are harmless: exactly one of them sees ``rowcount == 1``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
+    Executable,
     Row,
+    TextClause,
+    Update,
     and_,
+    bindparam,
     delete,
     func,
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 
 from ..models import TaskStatus
+from . import fastpath
 from .engine import is_mysql
 from .schema import slots, tasks
 
@@ -33,6 +41,7 @@ c = tasks.c
 PENDING = TaskStatus.PENDING.value
 PROCESSING = TaskStatus.PROCESSING.value
 TERMINAL = (TaskStatus.SUCCESS.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)
+_INSERT = insert(tasks)
 
 #: ``query`` sort properties (camelCase and snake_case) to columns. dateCompleted is
 #: nullable; NULL sorts as -1 so unfinished tasks come first when ascending.
@@ -45,6 +54,34 @@ SORT_KEYS: dict[str, str] = {
     "date_completed": "date_completed",
     "status": "status",
 }
+
+
+#: Appended to the claim's WHERE clause on PostgreSQL: ``synchronous_commit = off`` for the
+#: (implicit) transaction of that one statement only; the session setting is untouched.
+#: Safe because a later synchronous commit (the final state) flushes the WAL up to itself,
+#: claim included, and a claim lost to a server crash only leaves the record pending at its
+#: old attempt: the run's finish then fails its fence and the sweeper runs the task again.
+_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True) == "off"
+
+
+def _claim_statement() -> Update:
+    runnable = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
+    return (
+        update(tasks)
+        .where(c.id == bindparam("b_id"), runnable, c.attempt == bindparam("b_attempt"),
+               c.next_run_at <= bindparam("b_now"))
+        .values(status=PROCESSING, attempt=bindparam("b_new_attempt"), lease_until=bindparam("b_lease"),
+                date_modified=bindparam("b_now"), worker=bindparam("b_worker"))
+    )
+
+
+def _finish_statement(columns: Sequence[str]) -> Update:
+    return (
+        update(tasks)
+        .where(c.id == bindparam("b_id"), c.status == PROCESSING, c.attempt == bindparam("b_attempt"),
+               c.lease_until.is_not(None))
+        .values({k: bindparam(f"v_{k}") for k in columns})
+    )
 
 
 def _sort_expr(column: str) -> ColumnElement[Any]:
@@ -60,33 +97,124 @@ class TaskStore:
         self.engine = engine
         # MariaDB/MySQL have no UPDATE ... RETURNING; read back in the same transaction.
         self._returning = not is_mysql(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else None
+        self._statements: dict[Hashable, Update] = {}
+        self._fast = fastpath.FastWrites(engine, [col.key for col in tasks.c]) if fastpath.supported(engine) else None
+        self._unnest: dict[tuple[str, ...], TextClause] = {}
+
+    def _one_statement(self) -> AbstractContextManager[Connection]:
+        """A connection for a write that is a single statement (see the module docstring)."""
+        if self._autocommit is not None:
+            return self._autocommit.connect()
+        return self.engine.begin()
+
+    def _write(self, stmt: Executable) -> int:
+        with self._one_statement() as conn:
+            return conn.execute(stmt).rowcount
 
     # -- writes from producers -------------------------------------------------------
     def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """All the rows or none: one statement (on PostgreSQL, and for one row), else one transaction.
+
+        On PostgreSQL several rows go as ONE multi-row INSERT that takes a column of values
+        per parameter (``INSERT ... SELECT * FROM unnest(:ids, :types, ...)``): a short
+        query whatever the batch size. A VALUES list of 23 parameters a row is a query of
+        thousands of placeholders, and psycopg spends more time parsing it than the server
+        spends inserting. Elsewhere SQLAlchemy's executemany does the batching.
+        """
+        rows = list(rows)
+        if len(rows) == 1:
+            if self._fast is not None:
+                names = tuple(rows[0])
+                self._fast.execute(("insert", names), lambda: _INSERT.values({k: bindparam(f"p_{k}") for k in names}),
+                                   {f"p_{k}": v for k, v in rows[0].items()})
+                return
+            with self._one_statement() as conn:
+                conn.execute(_INSERT, rows[0])
+            return
+        if self._postgres:
+            names = tuple(rows[0])
+            if all(tuple(row) == names for row in rows):
+                columns = {name: [row[name] for row in rows] for name in names}
+                with self._one_statement() as conn:
+                    conn.execute(self._unnest_insert(names), columns)
+                return
         with self.engine.begin() as conn:
-            conn.execute(insert(tasks), list(rows))
+            conn.execute(_INSERT, rows)
+
+    def _unnest_insert(self, names: tuple[str, ...]) -> TextClause:
+        stmt = self._unnest.get(names)
+        if stmt is None:
+            type_of = self.engine.dialect.type_compiler_instance.process
+            arrays = ", ".join(f"CAST(:{n} AS {type_of(tasks.c[n].type)}[])" for n in names)
+            stmt = self._unnest[names] = text(f"INSERT INTO {tasks.name} ({', '.join(names)}) "
+                                              f"SELECT * FROM unnest({arrays})")
+        return stmt
 
     def get(self, task_id: str) -> Row[Any] | None:
         with self.engine.connect() as conn:
             return conn.execute(select(tasks).where(c.id == task_id)).first()
 
     def delete(self, task_id: str) -> bool:
-        with self.engine.begin() as conn:
-            return conn.execute(delete(tasks).where(c.id == task_id)).rowcount == 1
+        return self._write(delete(tasks).where(c.id == task_id)) == 1
 
     def set_enqueued(self, task_id: str, enqueued_at: int | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(tasks).where(c.id == task_id).values(enqueued_at=enqueued_at))
+        self._write(update(tasks).where(c.id == task_id).values(enqueued_at=enqueued_at))
+
+    def set_enqueued_many(self, task_ids: Sequence[str], enqueued_at: int | None) -> None:
+        if task_ids:
+            self._write(update(tasks).where(c.id.in_(list(task_ids))).values(enqueued_at=enqueued_at))
 
     def transition(
-        self, task_id: str, where: Iterable[ColumnElement[bool]], values: Mapping[str, Any]
+        self,
+        task_id: str,
+        where: Iterable[ColumnElement[bool]],
+        values: Mapping[str, Any],
+        *,
+        async_commit: bool = False,
     ) -> Row[Any] | None:
-        """Conditionally update one record; return the new row, or None if the condition failed."""
+        """Conditionally update one record; return the new row, or None if the condition failed.
+
+        ``async_commit`` (PostgreSQL only; ignored elsewhere) commits this one statement
+        without waiting for the WAL flush. Only for a change a crash may lose (see ``_ASYNC_COMMIT``).
+        """
         stmt = update(tasks).where(c.id == task_id, *where).values(**values)
+        return self._run_prepared(self._finalize(stmt, async_commit), {}, task_id)
+
+    def _finalize(self, stmt: Update, async_commit: bool) -> Update:
+        """Add what the dialect needs: RETURNING the new row, and the claim's async commit."""
+        if not self._returning:
+            return stmt
+        if async_commit and self._postgres:
+            stmt = stmt.where(_ASYNC_COMMIT)
+        return stmt.returning(*tasks.c)
+
+    def _prepared(self, key: Hashable, build: Callable[[], Update], async_commit: bool = False) -> Update:
+        """A hot statement built once with bind parameters: building one costs more than running it.
+
+        (SQLAlchemy caches the compiled SQL either way, but constructing the statement each
+        call is hundreds of microseconds of Python; a prebuilt one keeps its cache key too.)
+        """
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = self._finalize(build(), async_commit)
+        return stmt
+
+    def _run_prepared(
+        self, stmt: Update, params: Mapping[str, Any], task_id: str, key: Hashable | None = None
+    ) -> Row[Any] | None:
+        """Run a conditional UPDATE of the record ``task_id``: the new row, or None if it matched none.
+
+        ``key`` names a statement built by ``_prepared``: on psycopg it runs on the fast path.
+        """
+        if key is not None and self._fast is not None:
+            return self._fast.update_one(key, stmt, params)
+        if self._returning:
+            with self._one_statement() as conn:
+                return conn.execute(stmt, dict(params)).first()
         with self.engine.begin() as conn:
-            if self._returning:
-                return conn.execute(stmt.returning(*tasks.c)).first()
-            if conn.execute(stmt).rowcount != 1:
+            if conn.execute(stmt, dict(params)).rowcount != 1:
                 return None
             return conn.execute(select(tasks).where(c.id == task_id)).first()
 
@@ -119,25 +247,23 @@ class TaskStore:
 
     # -- execution -----------------------------------------------------------------
     def claim(self, task_id: str, expected_attempt: int, now: int, lease_until: int, worker: str) -> Row[Any] | None:
-        """pending (or between iterations), due, at ``expected_attempt`` -> processing under a lease."""
-        runnable = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
-        return self.transition(
-            task_id,
-            [runnable, c.attempt == expected_attempt, c.next_run_at <= now],
-            {
-                "status": PROCESSING,
-                "attempt": expected_attempt + 1,
-                "lease_until": lease_until,
-                "date_modified": now,
-                "worker": worker,
-            },
-        )
+        """pending (or between iterations), due, at ``expected_attempt`` -> processing under a lease.
+
+        Committed asynchronously on PostgreSQL: a lost claim is harmless (see ``_ASYNC_COMMIT``).
+        """
+        stmt = self._prepared("claim", _claim_statement, async_commit=True)
+        params = {"b_id": task_id, "b_attempt": expected_attempt, "b_now": now, "b_new_attempt": expected_attempt + 1,
+                  "b_lease": lease_until, "b_worker": worker}
+        return self._run_prepared(stmt, params, task_id, "claim")
 
     def finish(self, task_id: str, attempt: int, values: Mapping[str, Any]) -> Row[Any] | None:
         """Write the outcome of a run we still own (fenced by ``attempt``)."""
-        return self.transition(
-            task_id, [c.status == PROCESSING, c.attempt == attempt, c.lease_until.is_not(None)], values
-        )
+        columns = tuple(sorted(values))
+        key = ("finish", columns)
+        stmt = self._prepared(key, lambda: _finish_statement(columns))
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(b_id=task_id, b_attempt=attempt)
+        return self._run_prepared(stmt, params, task_id, key)
 
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:
         """Heartbeat: push out the lease of every (id, attempt) this process is running."""
@@ -174,9 +300,8 @@ class TaskStore:
     def take_publish(self, task_id: str, attempt: int, old_enqueued: int | None, now: int) -> bool:
         """Compare-and-set ``enqueued_at`` so one sweeper publishes a given wake-up."""
         cond = c.enqueued_at.is_(None) if old_enqueued is None else c.enqueued_at == old_enqueued
-        with self.engine.begin() as conn:
-            stmt = update(tasks).where(c.id == task_id, c.attempt == attempt, cond).values(enqueued_at=now)
-            return conn.execute(stmt).rowcount == 1
+        stmt = update(tasks).where(c.id == task_id, c.attempt == attempt, cond).values(enqueued_at=now)
+        return self._write(stmt) == 1
 
     def expired_leases(self, now: int, limit: int) -> list[Row[Any]]:
         stmt = (

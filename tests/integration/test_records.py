@@ -18,7 +18,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from celery import Celery, signals
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 
 from celery_bgtask import (
     SCHEDULED_TYPE,
@@ -240,6 +240,29 @@ def test_create_many_returns_urns_in_order(bg: BackgroundTaskComponent, queue_na
     assert [args[0] for _, args, _ in _published(bg.app, queue_name)] == [parse_task_id(u) for u in urns]
     assert bg.create_many("batch", []) == []
     assert _count(bg) == 5
+
+
+def test_create_many_is_one_insert_statement(bg: BackgroundTaskComponent, queue_name: str) -> None:
+    """A batch is one INSERT on the wire (with its rows' mixed NULLs and values), whatever its size."""
+    bg.create("warm", None)  # migrate and connect outside the count
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO BGTASK_TASKS"):
+            inserts.append(statement)
+
+    event.listen(bg.engine, "before_cursor_execute", seen)
+    try:
+        urns = bg.create_many("batch", [{"n": n} if n % 2 else None for n in range(1500)],
+                              retry_count=2, retain_for=-1)
+    finally:
+        event.remove(bg.engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1
+    first, second = bg.get(urns[0]), bg.get(urns[1])
+    assert first is not None and first.payload is None and first.retries_remaining == 2
+    assert second is not None and second.payload == {"n": 1} and second.date_retain_until is None
+    assert len(_published(bg.app, queue_name)) == 1501
+    assert _count(bg) == 1501
 
 
 def test_create_many_is_all_or_nothing(bg: BackgroundTaskComponent) -> None:

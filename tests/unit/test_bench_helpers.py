@@ -1,0 +1,56 @@
+"""The bench's pure helpers run here, so ``make bench`` cannot rot unnoticed (no timing is checked)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import procinfo
+from bench.apps import NOOP, make_app
+from bench.report import Target, fmt, rate, ratio, table, verdicts
+from bench.throughput import TARGETS, Result, median, render
+
+
+def test_status_and_stat_parsing() -> None:
+    status = "Name:\tcelery\nVmPeak:\t  1000 kB\nVmHWM:\t   4242 kB\nVmRSS:\t  4000 kB\n"
+    assert procinfo.status_kb(status, "VmHWM") == 4242
+    assert procinfo.status_kb(status, "VmSwap") == 0
+    assert procinfo.parent_pid("123 (python -m (celery)) S 77 123 123 0 -1") == 77
+
+
+@pytest.mark.skipif(not procinfo.available(), reason="needs /proc")
+def test_tree_peak_of_this_process() -> None:
+    own, total = procinfo.tree_peak_kb(os.getpid())
+    assert own > 0 and total >= own
+    assert procinfo.tree_pss_kb(os.getpid()) > 0
+
+
+def test_ratios_and_verdicts() -> None:
+    assert rate(10, 2.0) == 5.0
+    assert ratio(3.0, None) is None and ratio(3.0, 2.0) == 1.5
+    assert fmt(None) == "-" and fmt(1234.4) == "1,234"
+    rows = verdicts({"a": 2.0, "b": 1.0}, [Target("a vs b", "a", "b", 1.5), Target("a vs c", "a", "c", 1.0)])
+    assert rows == [["a vs b", "2.00x", ">= 1.5x", "met"], ["a vs c", "-", ">= 1x", "n/a"]]
+    text = table(["x", "y"], [["1", "22"]])
+    assert text.splitlines()[0] == "| x | y  |"
+
+
+def test_render_names_every_target() -> None:
+    results = {m: median([Result(m, produce=100.0, drain=50.0, wall=1.0, rss_main_kb=1024, rss_tree_kb=2048,
+                                 pss_tree_kb=1500, create_many=300.0 if m == "bgtask" else None)])
+               for m in ("plain", "redis", "database", "bgtask")}
+    text = render(results, {"insert+commit/s": 1.0})
+    for target in TARGETS:
+        assert target.label in text
+
+
+def test_bench_apps_build(tmp_path: Path) -> None:
+    plain = make_app("plain", "memory://", "q", f"sqlite:///{tmp_path / 'p.sqlite3'}", "redis://x")
+    assert NOOP in plain.app.tasks and plain.bg is None
+    ours = make_app("bgtask", "memory://", "q", f"sqlite:///{tmp_path / 'b.sqlite3'}", "redis://x")
+    assert ours.bg is not None and ours.bg.handler("noop") is not None
+    with pytest.raises(ValueError):
+        make_app("nope", "memory://", "q", "sqlite://", "redis://x")
+    ours.bg.engine.dispose()
