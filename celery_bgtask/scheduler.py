@@ -191,17 +191,14 @@ class TaskSchedulerComponent:
             claimed = self.store.claim_due(
                 at, BATCH, lambda d: next_after(d.next_trigger_time, d.interval_ms, at), lambda d: self._record(d, at)
             )
-            published: list[str] = []
-            broker_up = True
             for d, row in claimed.won:
                 log.info("scheduled task %s: firing time %d (trigger %d) as task %s",
                          d.schedule_id, d.position, d.next_trigger_time, row["id"])
-                # After one failed publish, leave the rest to the worker sweeper rather than
-                # wait out the broker's retries once per firing.
-                broker_up = broker_up and self.background._publish(row["id"], 0, row["thread_id"], SCHEDULED_TYPE)
-                if broker_up:
-                    published.append(row["id"])
-            self.store.mark_enqueued(published, now_ms())
+            # One batch over one producer (one Redis pipeline). If it fails, the records keep
+            # no enqueued_at, and the worker sweeper publishes them once the broker is back.
+            wakeups = [(row["id"], 0, row["thread_id"], SCHEDULED_TYPE) for _, row in claimed.won]
+            if wakeups and self.background._runner.publish_many(wakeups):
+                self.store.mark_enqueued([w[0] for w in wakeups], now_ms())
             fired.extend(to_urn(row["id"]) for _, row in claimed.won)
             if claimed.read < BATCH:
                 break

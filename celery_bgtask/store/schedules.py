@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from ..errors import BgTaskError
 from ..schedule_times import PlannedTime, interval_ms
 from .schema import schedule_times, schedules, tasks
+from .tasks import ASYNC_COMMIT
 
 t = schedule_times.c
 s = schedules.c
@@ -168,13 +169,11 @@ class ScheduleStore:
         """
         if not task_ids:
             return
+        stmt = update(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.enqueued_at.is_(None))
+        if self.engine.dialect.name == "postgresql":
+            stmt = stmt.where(ASYNC_COMMIT)
         with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                conn.execute(text("SET LOCAL synchronous_commit = off"))
-            conn.execute(
-                update(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.enqueued_at.is_(None))
-                .values(enqueued_at=now)
-            )
+            conn.execute(stmt.values(enqueued_at=now))
 
 
 #: The claim of one firing: move the trigger on only if it is still the one that was read.

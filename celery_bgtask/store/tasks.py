@@ -61,7 +61,7 @@ SORT_KEYS: dict[str, str] = {
 #: Safe because a later synchronous commit (the final state) flushes the WAL up to itself,
 #: claim included, and a claim lost to a server crash only leaves the record pending at its
 #: old attempt: the run's finish then fails its fence and the sweeper runs the task again.
-_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True) == "off"
+ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True) == "off"
 
 
 def _claim_statement() -> Update:
@@ -177,7 +177,7 @@ class TaskStore:
         """Conditionally update one record; return the new row, or None if the condition failed.
 
         ``async_commit`` (PostgreSQL only; ignored elsewhere) commits this one statement
-        without waiting for the WAL flush. Only for a change a crash may lose (see ``_ASYNC_COMMIT``).
+        without waiting for the WAL flush. Only for a change a crash may lose (see ``ASYNC_COMMIT``).
         """
         stmt = update(tasks).where(c.id == task_id, *where).values(**values)
         return self._run_prepared(self._finalize(stmt, async_commit), {}, task_id)
@@ -187,7 +187,7 @@ class TaskStore:
         if not self._returning:
             return stmt
         if async_commit and self._postgres:
-            stmt = stmt.where(_ASYNC_COMMIT)
+            stmt = stmt.where(ASYNC_COMMIT)
         return stmt.returning(*tasks.c)
 
     def _prepared(self, key: Hashable, build: Callable[[], Update], async_commit: bool = False) -> Update:
@@ -249,7 +249,7 @@ class TaskStore:
     def claim(self, task_id: str, expected_attempt: int, now: int, lease_until: int, worker: str) -> Row[Any] | None:
         """pending (or between iterations), due, at ``expected_attempt`` -> processing under a lease.
 
-        Committed asynchronously on PostgreSQL: a lost claim is harmless (see ``_ASYNC_COMMIT``).
+        Committed asynchronously on PostgreSQL: a lost claim is harmless (see ``ASYNC_COMMIT``).
         """
         stmt = self._prepared("claim", _claim_statement, async_commit=True)
         params = {"b_id": task_id, "b_attempt": expected_attempt, "b_now": now, "b_new_attempt": expected_attempt + 1,
