@@ -1,8 +1,10 @@
-"""``python -m bench`` (``make bench``): the throughput bench against plain Celery.
+"""``python -m bench`` (``make bench``): the throughput bench against plain Celery, then the beat tick.
 
-The query-page bench runs on its own: ``python -m bench.query_pages``.
+Each runs on its own too: ``python -m bench.throughput``, ``python -m bench.beat_tick``;
+the query-page bench only on its own: ``python -m bench.query_pages``.
 """
 
-from bench.throughput import main
+from bench import beat_tick, throughput
 
-main()
+throughput.main()
+beat_tick.main()
