@@ -13,12 +13,18 @@ from tests.acceptance.procs import ROOT, celery_env
 pytestmark = pytest.mark.slow
 
 
-def test_sync_articles_example_runs_by_itself(tmp_path: Path) -> None:
+def run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>`` as a user would, in an empty directory; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "sync_articles.py")],
-        cwd=tmp_path, env=celery_env({}), capture_output=True, text=True, timeout=90,
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=cwd, env=celery_env({}), capture_output=True, text=True, timeout=90,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_sync_articles_example_runs_by_itself(tmp_path: Path) -> None:
+    done = run_example("sync_articles.py", tmp_path)
     assert "second trigger refused: articles are already syncing" in done.stdout
     assert "onDone: articles are synced" in done.stdout
     assert "onAbort: the sync was aborted" in done.stdout
@@ -26,11 +32,7 @@ def test_sync_articles_example_runs_by_itself(tmp_path: Path) -> None:
 
 
 def test_daily_sync_example_runs_by_itself(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "daily_sync.py")],
-        cwd=tmp_path, env=celery_env({}), capture_output=True, text=True, timeout=90,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_example("daily_sync.py", tmp_path)
     assert "daily-sync has 1 time:" in done.stdout
     assert '"intervalDays": 1' in done.stdout
     assert "cache warmed" in done.stdout
