@@ -111,7 +111,10 @@ class Runner:
         self.component = component
         self.lifecycle = ProcessLifecycle()
         self.heartbeat = _Heartbeat(component)
-        self.outcomes: dict[str, tuple[str, Row[Any]]] = {}
+        #: Committed outcomes waiting for Celery's signal, by (task id, the message's attempt).
+        #: Keyed by attempt too: a retry's next run may start (on another pool thread) and
+        #: commit before the signal of the run before it has been handled.
+        self.outcomes: dict[tuple[str, int], tuple[str, Row[Any]]] = {}
         self.hostname = f"{socket.gethostname()}:{os.getpid()}"
 
         runner = self
@@ -234,7 +237,7 @@ class Runner:
             else:
                 comp.store.set_enqueued(task_id, now)
             return None
-        self.outcomes[task_id] = (kind, new)
+        self.outcomes[(task_id, attempt - 1)] = (kind, new)
         if kind == "retry":
             raise Retry(f"retry in {row.retry_interval} ms", exc=None, when=(row.retry_interval or 0) / 1000)
         if kind == "failed":
@@ -244,9 +247,12 @@ class Runner:
         return None
 
     # -- outcomes, from Celery's signals -------------------------------------------
-    def settle(self, task_id: str) -> None:
-        """Run the state-change callback (and ``retain_for=0`` removal) for a committed outcome."""
-        entry = self.outcomes.pop(task_id, None)
+    def settle(self, key: tuple[str, int] | None) -> None:
+        """Run the state-change callback (and ``retain_for=0`` removal) for a committed outcome.
+
+        ``key`` is the run's message arguments: (task id, expected attempt).
+        """
+        entry = self.outcomes.pop(key, None) if key is not None else None
         if entry is None:
             return
         _, row = entry
@@ -266,32 +272,38 @@ def _request_task_id(request: Any) -> str | None:
     return str(args[0]) if args else getattr(request, "id", None)
 
 
+def _run_key(args: Any) -> tuple[str, int] | None:
+    """(task id, expected attempt) from a run message's arguments."""
+    if not args or len(args) < 2:
+        return None
+    try:
+        return str(args[0]), int(args[1])
+    except (TypeError, ValueError):
+        return None
+
+
 @signals.task_success.connect(weak=False, dispatch_uid="celery_bgtask.success")
 def _on_success(sender: Any = None, **_: Any) -> None:
     runner = _runner_for(sender)
     if runner is not None:
-        runner.settle(sender.request.id)
+        runner.settle(_run_key(getattr(sender.request, "args", None)))
 
 
 @signals.task_retry.connect(weak=False, dispatch_uid="celery_bgtask.retry")
 def _on_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
     runner = _runner_for(sender)
-    task_id = _request_task_id(request)
-    if runner is not None and task_id:
-        runner.settle(task_id)
+    if runner is not None:
+        runner.settle(_run_key(getattr(request, "args", None)))
 
 
 @signals.task_failure.connect(weak=False, dispatch_uid="celery_bgtask.failure")
-def _on_failure(sender: Any = None, task_id: str | None = None, args: Any = None, **_: Any) -> None:
+def _on_failure(sender: Any = None, args: Any = None, **_: Any) -> None:
     runner = _runner_for(sender)
-    if runner is None:
-        return
-    bare = str(args[0]) if args else task_id
-    if bare:
+    if runner is not None:
         # In the pool process this settles a committed failure. In the main process
         # (a lost worker, a hard time limit) there is nothing to settle: the lease runs
         # out and the sweeper retries or fails the task.
-        runner.settle(bare)
+        runner.settle(_run_key(args))
 
 
 @signals.task_revoked.connect(weak=False, dispatch_uid="celery_bgtask.revoked")
