@@ -54,9 +54,16 @@ class TaskFailed(BgTaskError):
     """Raised to Celery when a task's run failed for good; the record holds the details."""
 
     def __init__(self, task_id: str, error: ErrorInfo | None) -> None:
+        self.task_id = task_id
         self.error = error
         what = f"{error.name}: {error.message}" if error else "failed"
         super().__init__(f"task {task_id} failed: {what}")
+
+    def __reduce__(self) -> tuple[type[TaskFailed], tuple[str, ErrorInfo | None]]:
+        # Celery keeps an exception only if it survives a copy by its constructor's
+        # arguments; otherwise it logs a stand-in of a base class, which no longer matches
+        # ``throws`` and is reported as "raised unexpected" with a traceback.
+        return type(self), (self.task_id, self.error)
 
 
 class _Heartbeat:

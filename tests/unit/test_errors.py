@@ -50,3 +50,14 @@ def test_contract_names_are_exported() -> None:
     assert names <= set(celery_bgtask.__all__)
     for name in names:
         assert getattr(celery_bgtask, name) is not None
+
+
+def test_task_failed_survives_celerys_exception_copy_so_it_logs_as_expected() -> None:
+    from celery.utils.serialization import get_pickleable_exception
+
+    from celery_bgtask.execution import TaskFailed
+    from celery_bgtask.models import ErrorInfo
+
+    failed = TaskFailed("ab" * 16, ErrorInfo(name="RuntimeError", message="boom"))
+    kept = get_pickleable_exception(failed)
+    assert kept is failed  # not a BgTaskError stand-in, which would not match the task's throws
