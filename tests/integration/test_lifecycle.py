@@ -319,7 +319,9 @@ def test_a_celery_revoke_is_not_lost_it_cancels_the_record(make_component: Any, 
 
 
 def test_a_long_run_keeps_its_lease_alive_and_is_not_recovered(make_component: Any, worker: Any) -> None:
-    bg = make_component(lease=300)
+    # 1 s, renewed every third of that: a stall of the loaded test machine shorter than
+    # two thirds of a second must not look like a dead worker (300 ms leases did, once).
+    bg = make_component(lease=1000)
     bg.register_handler("gated", H, "gated")
     urn = bg.create("gated", {"key": "long"}, retry_count=1, retain_for=-1)
     bare = urn.rsplit(":", 1)[1]
@@ -328,7 +330,7 @@ def test_a_long_run_keeps_its_lease_alive_and_is_not_recovered(make_component: A
         first = bg.store.get(bare).lease_until
         # Several lease lengths pass; the heartbeat keeps pushing the lease out, so the
         # sweeper (polling every 50 ms) never takes the run away.
-        wait_for(lambda: bg.store.get(bare).lease_until > first + 900, what="the lease renewed past 3 lease lengths")
+        wait_for(lambda: bg.store.get(bare).lease_until > first + 3000, what="the lease renewed past 3 lease lengths")
         assert _status(bg, urn) == TaskStatus.PROCESSING
         handlers.gate.set()
         wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS)
