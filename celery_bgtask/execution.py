@@ -233,6 +233,11 @@ class Runner:
         comp = self.component
         now = now_ms()
         kind, values = record_update(row, outcome, now)
+        if kind == "retry":
+            # Hold the next attempt back (its wake-up counts as sent) until ``settle`` has run
+            # this attempt's callback: another pool thread could otherwise start the retry,
+            # and report it, before Celery's signal reports this failure.
+            values["enqueued_at"] = now
         new = with_retries("finish", lambda: comp.store.finish(task_id, attempt, values))
         if new is None:
             log.warning("task %s: lost its claim (lease expired or removed); outcome %s dropped", task_id, kind)
@@ -262,8 +267,12 @@ class Runner:
         entry = self.outcomes.pop(key, None) if key is not None else None
         if entry is None:
             return
-        _, row = entry
+        kind, row = entry
         self.component._notify(row)
+        if kind == "retry":
+            # Release the retry held back in ``_commit``: the sweeper publishes it when due. If
+            # this process dies first, the sweeper republishes it after ``redeliver_after``.
+            self.component.store.set_enqueued(row.id, None)
         self.component._finish_retention(row)
 
 
