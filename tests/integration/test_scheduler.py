@@ -44,22 +44,13 @@ DAY = 24 * HOUR
 
 
 @pytest.fixture
-def make_scheduler(
-    celery_app_factory: Callable[..., Celery], database_url: str
-) -> Iterator[Callable[..., TaskSchedulerComponent]]:
-    made: list[TaskSchedulerComponent] = []
+def make_scheduler(make_component: Callable[..., Any]) -> Callable[..., TaskSchedulerComponent]:
+    """A scheduler on the app of a fresh ``make_component`` component (firings kept forever)."""
 
-    def make(app: Celery | None = None, **settings: Any) -> TaskSchedulerComponent:
-        settings.setdefault("database_url", database_url)
-        settings.setdefault("poll_interval", 50)
-        settings.setdefault("retain_for", -1)
-        sched = TaskSchedulerComponent(app or celery_app_factory(), **settings)
-        made.append(sched)
-        return sched
+    def make(app: Celery | None = None, retain_for: int = -1, **settings: Any) -> TaskSchedulerComponent:
+        return TaskSchedulerComponent(make_component(app, **settings).app, retain_for=retain_for)
 
-    yield make
-    for sched in made:
-        sched.close()
+    return make
 
 
 @pytest.fixture(autouse=True)
