@@ -38,7 +38,6 @@ class Scheduler(beat.Scheduler):
         self.max_interval: float = min(float(self.max_interval), self.component.beat_poll_interval / 1000)
 
     def setup_schedule(self) -> None:
-        self._component = scheduler_for(self.app)
         static = dict(self.app.conf.beat_schedule or {})
         self.merge_inplace(static)
         self.install_default_entries(self.data)  # e.g. celery.backend_cleanup, as Celery's own scheduler does

@@ -113,6 +113,13 @@ class BackgroundTask(_CamelModel, Generic[T, U]):
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
+def interval_ms(days: int | None, hours: int | None, minutes: int | None) -> int | None:
+    """A trigger time's repeat interval in ms (exact: a day is 24 h), or None for a one-off."""
+    if days is None and hours is None and minutes is None:
+        return None
+    return (((days or 0) * 24 + (hours or 0)) * 60 + (minutes or 0)) * 60_000
+
+
 class ScheduledTaskTime(_CamelModel):
     """One trigger time of a scheduled task (TWIN ``IScheduledTaskTime``).
 
@@ -130,10 +137,7 @@ class ScheduledTaskTime(_CamelModel):
     @property
     def interval_ms(self) -> int | None:
         """The repeat interval in milliseconds, or None for a one-off."""
-        if self.interval_days is None and self.interval_hours is None and self.interval_minutes is None:
-            return None
-        minutes = (self.interval_days or 0) * 1440 + (self.interval_hours or 0) * 60 + (self.interval_minutes or 0)
-        return minutes * 60_000
+        return interval_ms(self.interval_days, self.interval_hours, self.interval_minutes)
 
 
 class ScheduledTaskInfo(_CamelModel):

@@ -8,7 +8,6 @@ change in the Celery ``timezone`` (its local wall-clock time moves by the DST of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,27 +21,6 @@ _FIELD_ALIASES = {
     "interval_hours": "intervalHours",
     "interval_minutes": "intervalMinutes",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedTime:
-    """One validated trigger time as stored: the first trigger and the interval in ms."""
-
-    next_trigger_time: int | None
-    interval_days: int | None
-    interval_hours: int | None
-    interval_minutes: int | None
-
-    @property
-    def interval_ms(self) -> int | None:
-        return interval_ms(self.interval_days, self.interval_hours, self.interval_minutes)
-
-
-def interval_ms(days: int | None, hours: int | None, minutes: int | None) -> int | None:
-    """The repeat interval in ms, or None for a one-off (no interval at all)."""
-    if days is None and hours is None and minutes is None:
-        return None
-    return (((days or 0) * 24 + (hours or 0)) * 60 + (minutes or 0)) * 60_000
 
 
 def _strict_field(index: int, key: str, value: Any, minimum: int) -> None:
@@ -85,8 +63,8 @@ def _one(index: int, item: Any) -> ScheduledTaskTime:
         raise TaskValidationError(f"times[{index}]", str(exc)) from None
 
 
-def plan_times(times: Any, now: int) -> list[PlannedTime]:
-    """Validate ``add_task``'s ``times`` and resolve each first trigger.
+def plan_times(times: Any, now: int) -> list[ScheduledTaskTime]:
+    """Validate ``add_task``'s ``times``; return them with each first trigger resolved.
 
     A time without ``next_trigger_time`` first fires one interval from ``now``; a time
     with neither a trigger nor an interval could never fire and is rejected.
@@ -106,7 +84,7 @@ def plan_times(times: Any, now: int) -> list[PlannedTime]:
                     f"times[{index}]", "needs a nextTriggerTime or an interval (it would never fire)"
                 )
             first = now + every
-        planned.append(PlannedTime(first, t.interval_days, t.interval_hours, t.interval_minutes))
+        planned.append(t.model_copy(update={"next_trigger_time": first}))
     return planned
 
 

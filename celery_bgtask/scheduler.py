@@ -198,7 +198,7 @@ class TaskSchedulerComponent:
             # no enqueued_at, and the worker sweeper publishes them once the broker is back.
             wakeups = [(row["id"], 0, row["thread_id"], SCHEDULED_TYPE) for _, row in claimed.won]
             if wakeups and self.background._runner.publish_many(wakeups):
-                self.store.mark_enqueued([w[0] for w in wakeups], now_ms())
+                self.background.store.set_enqueued_many([w[0] for w in wakeups], now_ms(), hint=True)
             fired.extend(to_urn(row["id"]) for _, row in claimed.won)
             if claimed.read < BATCH:
                 break

@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from ..errors import BgTaskError
-from ..schedule_times import PlannedTime, interval_ms
+from ..models import ScheduledTaskTime, interval_ms
 from .schema import schedule_times, schedules, tasks
-from .tasks import ASYNC_COMMIT
 
 t = schedule_times.c
 s = schedules.c
@@ -56,7 +55,7 @@ class ScheduleStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def replace(self, schedule_id: str, callback: str, planned: Sequence[PlannedTime], now: int) -> None:
+    def replace(self, schedule_id: str, callback: str, planned: Sequence[ScheduledTaskTime], now: int) -> None:
         """Create the schedule, or replace its callback and every one of its times."""
         revision = uuid.uuid4().hex
         with self.engine.begin() as conn:
@@ -160,20 +159,6 @@ class ScheduleStore:
             if won:
                 conn.execute(insert(tasks), [dict(row) for _, row in won])
             return Claimed(len(due), won, self._earliest(conn))
-
-    def mark_enqueued(self, task_ids: Sequence[str], now: int) -> None:
-        """Note that the firings' wake-ups went out, so the worker sweeper does not republish them.
-
-        Only a hint: if it is lost, a sweeper publishes a second wake-up, which the worker's
-        claim fences off. So on PostgreSQL it commits without waiting for the WAL flush.
-        """
-        if not task_ids:
-            return
-        stmt = update(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.enqueued_at.is_(None))
-        if self.engine.dialect.name == "postgresql":
-            stmt = stmt.where(ASYNC_COMMIT)
-        with self.engine.begin() as conn:
-            conn.execute(stmt.values(enqueued_at=now))
 
 
 #: The claim of one firing: move the trigger on only if it is still the one that was read.

@@ -56,11 +56,12 @@ SORT_KEYS: dict[str, str] = {
 }
 
 
-#: Appended to the claim's WHERE clause on PostgreSQL: ``synchronous_commit = off`` for the
-#: (implicit) transaction of that one statement only; the session setting is untouched.
-#: Safe because a later synchronous commit (the final state) flushes the WAL up to itself,
-#: claim included, and a claim lost to a server crash only leaves the record pending at its
-#: old attempt: the run's finish then fails its fence and the sweeper runs the task again.
+#: Appended to the WHERE clause of a single statement on PostgreSQL (the claim; a sent-mark):
+#: ``synchronous_commit = off`` for the (implicit) transaction of that one statement only;
+#: the session setting is untouched. For the claim it is safe because a later synchronous
+#: commit (the final state) flushes the WAL up to itself, claim included, and a claim lost
+#: to a server crash only leaves the record pending at its old attempt: the run's finish
+#: then fails its fence and the sweeper runs the task again.
 ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True) == "off"
 
 
@@ -162,25 +163,24 @@ class TaskStore:
     def set_enqueued(self, task_id: str, enqueued_at: int | None) -> None:
         self._write(update(tasks).where(c.id == task_id).values(enqueued_at=enqueued_at))
 
-    def set_enqueued_many(self, task_ids: Sequence[str], enqueued_at: int | None) -> None:
+    def set_enqueued_many(self, task_ids: Sequence[str], enqueued_at: int | None, *, hint: bool = False) -> None:
+        """``hint``: the mark only saves a sweeper a duplicate wake-up (which the claim fences
+        off) if it is lost, so on PostgreSQL it commits without waiting for the WAL flush."""
         if task_ids:
-            self._write(update(tasks).where(c.id.in_(list(task_ids))).values(enqueued_at=enqueued_at))
+            stmt = update(tasks).where(c.id.in_(list(task_ids)))
+            if hint and self._postgres:
+                stmt = stmt.where(ASYNC_COMMIT)
+            self._write(stmt.values(enqueued_at=enqueued_at))
 
     def transition(
         self,
         task_id: str,
         where: Iterable[ColumnElement[bool]],
         values: Mapping[str, Any],
-        *,
-        async_commit: bool = False,
     ) -> Row[Any] | None:
-        """Conditionally update one record; return the new row, or None if the condition failed.
-
-        ``async_commit`` (PostgreSQL only; ignored elsewhere) commits this one statement
-        without waiting for the WAL flush. Only for a change a crash may lose (see ``ASYNC_COMMIT``).
-        """
+        """Conditionally update one record; return the new row, or None if the condition failed."""
         stmt = update(tasks).where(c.id == task_id, *where).values(**values)
-        return self._run_prepared(self._finalize(stmt, async_commit), {}, task_id)
+        return self._run_prepared(self._finalize(stmt, async_commit=False), {}, task_id)
 
     def _finalize(self, stmt: Update, async_commit: bool) -> Update:
         """Add what the dialect needs: RETURNING the new row, and the claim's async commit."""
