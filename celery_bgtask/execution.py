@@ -346,6 +346,7 @@ def _on_process_init(**_: Any) -> None:
 def _on_process_shutdown(**_: Any) -> None:
     for runner in list(_runners):
         runner.lifecycle.shutdown_all()
+        runner.component.store.close_held()
 
 
 def install(app: Celery, component: BackgroundTaskComponent) -> Runner:

@@ -104,6 +104,11 @@ class TaskStore:
         self._fast = fastpath.FastWrites(engine, [col.key for col in tasks.c]) if fastpath.supported(engine) else None
         self._unnest: dict[tuple[str, ...], TextClause] = {}
 
+    def close_held(self) -> None:
+        """Close the connections this process's threads hold for claims and finishes (if any)."""
+        if self._fast is not None:
+            self._fast.close_held()
+
     def _one_statement(self) -> AbstractContextManager[Connection]:
         """A connection for a write that is a single statement (see the module docstring)."""
         if self._autocommit is not None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import multiprocessing
+import os
+import threading
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Row
+from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError
 
 from celery_bgtask.ids import parse_task_id
+from celery_bgtask.resilience import with_retries
 from celery_bgtask.timeutil import now_ms
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -33,3 +39,82 @@ def test_claim_and_finish_return_rows_and_wrap_errors(make_component: Any) -> No
     assert bg.store.finish(task_id, 1, {"status": "failed"}) is None
     task = bg.get(task_id)
     assert task is not None and task.result == 1
+
+
+def _sessions(bg: Any) -> int:
+    """Server sessions open on the test database, other than the one asking."""
+    with bg.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalar_one())
+
+
+def _claim_and_finish(bg: Any, task_id: str) -> Row[Any] | None:
+    now = now_ms()
+    row = bg.store.claim(task_id, 0, now, now + 60_000, "w")
+    assert row is not None and row.status == "processing"
+    return cast("Row[Any] | None", bg.store.finish(task_id, 1, {"status": "success", "lease_until": None}))
+
+
+def test_a_thread_keeps_one_connection_for_its_claims_and_finishes(make_component: Any) -> None:
+    bg = make_component()
+    ids = [parse_task_id(u) for u in bg.create_many("t", [{"n": i} for i in range(5)], retain_for=-1)]
+    bg.engine.dispose()
+    before = _sessions(bg)
+    for task_id in ids:
+        done = _claim_and_finish(bg, task_id)
+        assert done is not None and done.status == "success"
+    # Ten statements, one session more than before (held by this thread), none checked out of the pool.
+    assert _sessions(bg) == before + 1
+    assert bg.engine.pool.checkedout() == 0
+    bg.engine.dispose()  # disposing of the engine closes the held connection too
+    wait_for(lambda: _sessions(bg) == before, what="held connection closed on dispose")
+
+
+def test_a_thread_that_ends_closes_its_connection(make_component: Any) -> None:
+    bg = make_component()
+    task_id = parse_task_id(bg.create("t", {}, retain_for=-1))
+    bg.engine.dispose()
+    before = _sessions(bg)
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(_claim_and_finish(bg, task_id)))
+    worker.start()
+    worker.join()
+    assert results and results[0] is not None and results[0].status == "success"
+    gc.collect()
+    wait_for(lambda: _sessions(bg) == before, what="the ended thread's connection closed")
+
+
+def test_a_killed_session_is_replaced_and_the_write_retried(make_component: Any) -> None:
+    bg = make_component()
+    first, second = (parse_task_id(u) for u in bg.create_many("t", [{}, {}], retain_for=-1))
+    assert _claim_and_finish(bg, first) is not None
+    with bg.engine.connect() as conn:  # the server ends every other session on the database
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    now = now_ms()
+    # The held connection is dead: the claim fails as an invalidated connection, which
+    # with_retries (as the worker calls it) retries on a new one.
+    row = with_retries("claim", lambda: bg.store.claim(second, 0, now, now + 60_000, "w"))
+    assert row is not None and row.attempt == 1
+    done = bg.store.finish(second, 1, {"status": "success", "lease_until": None})
+    assert done is not None and done.status == "success"
+
+
+def test_a_forked_child_uses_its_own_connection(make_component: Any) -> None:
+    bg = make_component()
+    ids = [parse_task_id(u) for u in bg.create_many("t", [{}, {}, {}], retain_for=-1)]
+    assert _claim_and_finish(bg, ids[0]) is not None  # the parent now holds a connection
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_child_claims, args=(bg, ids[1]))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    # The parent's session survived the child (which neither used nor closed it).
+    done = _claim_and_finish(bg, ids[2])
+    assert done is not None and done.status == "success"
+    assert [bg.get(i).status for i in ids] == ["success"] * 3
+
+
+def _child_claims(bg: Any, task_id: str) -> None:
+    done = _claim_and_finish(bg, task_id)
+    os._exit(0 if done is not None and done.status == "success" else 1)
