@@ -1,4 +1,5 @@
-"""Peak memory of a process tree, read from ``/proc`` (Linux only; no extra dependency)."""
+"""Peak memory and CPU time of a process tree and of the servers, read from ``/proc`` (Linux only;
+no extra dependency)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,62 @@ def tree_pss_kb(pid: int) -> int:
 
 def available() -> bool:
     return (PROC / str(os.getpid()) / "status").exists()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User plus system CPU seconds in a ``/proc/<pid>/stat`` line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def stat_command(stat: str) -> str:
+    """The command name (``comm``) in a ``/proc/<pid>/stat`` line."""
+    return stat.split("(", 1)[1].rsplit(")", 1)[0]
+
+
+#: Where the CPU of a drain goes: the worker's main process (Celery's consumer), its pool
+#: children, and the servers on this machine.
+CPU_GROUPS = ("worker main", "worker children", "postgres", "redis")
+
+
+def cpu_snapshot(worker_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process in one of ``CPU_GROUPS``, by pid."""
+    tree = {worker_pid}
+    todo = [worker_pid]
+    while todo:
+        found = children(todo.pop())
+        tree.update(found)
+        todo.extend(found)
+    out: dict[int, tuple[str, float]] = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command = stat_command(stat)
+        if pid == worker_pid:
+            group = "worker main"
+        elif pid in tree:
+            group = "worker children"
+        elif command.startswith("postgres"):
+            group = "postgres"
+        elif command.startswith("redis-server"):
+            group = "redis"
+        else:
+            continue
+        out[pid] = (group, stat_cpu_seconds(stat))
+    return out
+
+
+def cpu_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each group used between two snapshots (a process that ended in between is not counted)."""
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in after.items():
+        used[group] += seconds - before.get(pid, (group, 0.0))[1]
+    return used

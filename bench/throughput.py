@@ -11,7 +11,11 @@ Run with ``make bench`` (``python -m bench``). For each variant (see ``bench.app
    the backend stored, so the worker's start-up is left out; the wall time from starting
    the worker is printed beside it;
 3. reads the worker's peak RSS (VmHWM of the main process, and summed over the tree) and
-   the tree's PSS (shared pages counted once) when the drain ends.
+   the tree's PSS (shared pages counted once) when the drain ends;
+4. reads the CPU time that the worker's main process (Celery's consumer), its pool
+   children, PostgreSQL and Redis used from the first completion seen to the end, per task
+   (Linux ``/proc``): on a machine with few cores the drain follows the CPU a task costs
+   across all of them, and this says where it goes.
 
 It prints the figures, the ratios and the targets of the speed issue. It asserts nothing
 about time. Environment: ``BENCH_N`` (default 4000), ``BENCH_BATCH`` (500),
@@ -73,7 +77,8 @@ class Result:
     rss_main_kb: int = 0
     rss_tree_kb: int = 0
     pss_tree_kb: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    #: CPU ms per task during the drain, by ``procinfo.CPU_GROUPS``
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 # -- producing ----------------------------------------------------------------------
@@ -183,6 +188,8 @@ def run_variant(mode: str, database_url: str, logdir: Path, round_no: int) -> Re
         t0 = time.perf_counter()
         proc = start_worker(mode, queue, database_url, log)
         first = None
+        cpu0: dict[int, tuple[str, float]] = {}
+        done0 = 0
         deadline = t0 + 60 + len(ids) / 50
         try:
             while True:
@@ -190,6 +197,7 @@ def run_variant(mode: str, database_url: str, logdir: Path, round_no: int) -> Re
                 now = time.perf_counter()
                 if done and first is None:
                     first = now
+                    cpu0, done0 = procinfo.cpu_snapshot(proc.pid), done
                 if done >= len(ids):
                     break
                 if proc.poll() is not None or now > deadline:
@@ -197,6 +205,9 @@ def run_variant(mode: str, database_url: str, logdir: Path, round_no: int) -> Re
                     raise DrainStalled(f"{done}/{len(ids)} done when the wait ended; worker log tail:\n{tail}")
                 time.sleep(POLL_PLAIN if mode == "plain" else POLL)
             result.wall = time.perf_counter() - t0
+            if len(ids) > done0:
+                used = procinfo.cpu_between(cpu0, procinfo.cpu_snapshot(proc.pid))
+                result.cpu_ms = {g: seconds * 1000 / (len(ids) - done0) for g, seconds in used.items()}
             result.rss_main_kb, result.rss_tree_kb = procinfo.tree_peak_kb(proc.pid)
             result.pss_tree_kb = procinfo.tree_pss_kb(proc.pid)
         finally:
@@ -275,6 +286,7 @@ def median(results: list[Result]) -> Result:
         rss_main_kb=int(mid([r.rss_main_kb for r in results])),
         rss_tree_kb=int(mid([r.rss_tree_kb for r in results])),
         pss_tree_kb=int(mid([r.pss_tree_kb for r in results])),
+        cpu_ms={g: mid([r.cpu_ms.get(g, 0.0) for r in results]) for g in procinfo.CPU_GROUPS},
     )
 
 
@@ -314,6 +326,11 @@ def render(results: dict[str, Result], floor: dict[str, float]) -> str:
                                  f"{(ours.pss_tree_kb - base.pss_tree_kb) / 1024:+.1f} MB", "<= +15 MB"])
         out.append("")
         out.append(table(["memory", "peak RSS main", "peak RSS tree (sum)", "PSS tree", "target"], rss_rows))
+    cpu_rows = [[labels[mode], *(f"{r.cpu_ms.get(g, 0.0):.3f}" for g in procinfo.CPU_GROUPS),
+                 f"{sum(r.cpu_ms.values()):.3f}"] for mode, r in results.items() if r.cpu_ms]
+    if cpu_rows:
+        out.append("")
+        out.append(table(["CPU ms per task, drain", *procinfo.CPU_GROUPS, "sum"], cpu_rows))
     out.append("")
     out.append(table(["PostgreSQL floor", "per second"], [[k, fmt(v)] for k, v in floor.items()]))
     return "\n".join(out)
@@ -333,7 +350,8 @@ def main() -> None:
                 runs[mode].append(r)
                 print(f"  round {round_no + 1} {mode:9s} produce {r.produce:7.0f}/s"
                       + (f"  create_many {r.create_many:7.0f}/s" if r.create_many else "")
-                      + f"  drain {r.drain:6.0f}/s  wall {r.wall:5.1f}s  RSS tree {r.rss_tree_kb / 1024:.1f} MB",
+                      + f"  drain {r.drain:6.0f}/s  wall {r.wall:5.1f}s  RSS tree {r.rss_tree_kb / 1024:.1f} MB"
+                      + f"  CPU/task {sum(r.cpu_ms.values()):.2f} ms",
                       flush=True)
         print()
         print(render({m: median(rs) for m, rs in runs.items()}, floor))

@@ -18,6 +18,17 @@ def test_status_and_stat_parsing() -> None:
     assert procinfo.status_kb(status, "VmHWM") == 4242
     assert procinfo.status_kb(status, "VmSwap") == 0
     assert procinfo.parent_pid("123 (python -m (celery)) S 77 123 123 0 -1") == 77
+    ticks = procinfo.CLOCK_TICKS
+    stat = f"9 (postgres: x (y)) S 1 9 9 0 -1 4194560 10 0 0 0 {3 * ticks} {ticks} 0 0"
+    assert procinfo.stat_command(stat) == "postgres: x (y)"
+    assert procinfo.stat_cpu_seconds(stat) == 4.0
+
+
+def test_cpu_between_counts_new_processes_whole_and_groups_them() -> None:
+    before = {1: ("worker main", 1.0), 2: ("postgres", 5.0), 3: ("redis", 2.0)}
+    after = {1: ("worker main", 1.5), 2: ("postgres", 5.25), 4: ("worker children", 0.75)}
+    assert procinfo.cpu_between(before, after) == {
+        "worker main": 0.5, "worker children": 0.75, "postgres": 0.25, "redis": 0.0}
 
 
 @pytest.mark.skipif(not procinfo.available(), reason="needs /proc")
@@ -25,6 +36,9 @@ def test_tree_peak_of_this_process() -> None:
     own, total = procinfo.tree_peak_kb(os.getpid())
     assert own > 0 and total >= own
     assert procinfo.tree_pss_kb(os.getpid()) > 0
+    sum(i * i for i in range(200_000))  # some CPU of our own to be counted
+    snapshot = procinfo.cpu_snapshot(os.getpid())
+    assert snapshot[os.getpid()][0] == "worker main" and snapshot[os.getpid()][1] > 0
 
 
 def test_ratios_and_verdicts() -> None:
@@ -39,11 +53,14 @@ def test_ratios_and_verdicts() -> None:
 
 def test_render_names_every_target() -> None:
     results = {m: median([Result(m, produce=100.0, drain=50.0, wall=1.0, rss_main_kb=1024, rss_tree_kb=2048,
-                                 pss_tree_kb=1500, create_many=300.0 if m == "bgtask" else None)])
+                                 pss_tree_kb=1500, create_many=300.0 if m == "bgtask" else None,
+                                 cpu_ms={"worker main": 1.0, "postgres": 0.25})])
                for m in ("plain", "redis", "database", "bgtask")}
     text = render(results, {"insert+commit/s": 1.0})
     for target in TARGETS:
         assert target.label in text
+    cpu_line = next(line for line in text.splitlines() if line.startswith("| celery_bgtask") and "1.250" in line)
+    assert "0.250" in cpu_line  # the CPU table: postgres's share and the sum
 
 
 def test_bench_apps_build(tmp_path: Path) -> None:
