@@ -25,7 +25,7 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy import insert, text, update
 
-from bench.query_pages import throwaway_database
+from bench.common import throwaway_database
 from celery_bgtask import TaskSchedulerComponent
 from celery_bgtask.beat import Scheduler
 from celery_bgtask.store.schema import schedule_times, schedules

@@ -22,34 +22,46 @@ def parent_pid(stat: str) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def stats() -> dict[int, str]:
+    """Every process's ``/proc/<pid>/stat`` line, by pid, read in one pass."""
+    found: dict[int, str] = {}
     for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "stat").read_text()
+            except OSError:  # ended while we looked
+                continue
+    return found
+
+
+def tree(pid: int, lines: dict[int, str] | None = None) -> list[int]:
+    """``pid`` and all its descendants (from one ``stats()`` pass unless ``lines`` are given)."""
+    kids: dict[int, list[int]] = {}
+    for child, line in (stats() if lines is None else lines).items():
+        kids.setdefault(parent_pid(line), []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(kids.get(current, ()))
+    return found
+
+
+def _tree_kb(pid: int, name: str, field: str) -> dict[int, int]:
+    """``field`` of ``/proc/<pid>/<name>`` for every process of the tree, by pid."""
+    found: dict[int, int] = {}
+    for member in tree(pid):
         try:
-            if parent_pid((entry / "stat").read_text()) == pid:
-                found.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
+            found[member] = status_kb((PROC / str(member) / name).read_text(), field)
+        except OSError:
             continue
     return found
 
 
 def tree_peak_kb(pid: int) -> tuple[int, int]:
     """(peak RSS of the process itself, summed peak RSS of it and all its descendants), in kB."""
-    own = total = 0
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            hwm = status_kb((PROC / str(current) / "status").read_text(), "VmHWM")
-        except OSError:
-            continue
-        if current == pid:
-            own = hwm
-        total += hwm
-        todo.extend(children(current))
-    return own, total
+    peaks = _tree_kb(pid, "status", "VmHWM")
+    return peaks.get(pid, 0), sum(peaks.values())
 
 
 def tree_pss_kb(pid: int) -> int:
@@ -58,16 +70,7 @@ def tree_pss_kb(pid: int) -> int:
     Summing RSS counts the pages a prefork child shares with its parent twice; PSS does not.
     It is the current figure (Linux keeps no peak PSS).
     """
-    total = 0
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += status_kb((PROC / str(current) / "smaps_rollup").read_text(), "Pss")
-        except OSError:
-            continue
-        todo.extend(children(current))
-    return total
+    return sum(_tree_kb(pid, "smaps_rollup", "Pss").values())
 
 
 def available() -> bool:
@@ -94,26 +97,16 @@ CPU_GROUPS = ("worker main", "worker children", "postgres", "redis")
 
 
 def cpu_snapshot(worker_pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds so far of every process in one of ``CPU_GROUPS``, by pid."""
-    tree = {worker_pid}
-    todo = [worker_pid]
-    while todo:
-        found = children(todo.pop())
-        tree.update(found)
-        todo.extend(found)
+    """CPU seconds so far of every process in one of ``CPU_GROUPS``, by pid (one pass over ``/proc``:
+    it runs while the worker drains, on the same cores)."""
+    lines = stats()
+    workers = set(tree(worker_pid, lines))
     out: dict[int, tuple[str, float]] = {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        command = stat_command(stat)
+    for pid, line in lines.items():
+        command = stat_command(line)
         if pid == worker_pid:
             group = "worker main"
-        elif pid in tree:
+        elif pid in workers:
             group = "worker children"
         elif command.startswith("postgres"):
             group = "postgres"
@@ -121,7 +114,7 @@ def cpu_snapshot(worker_pid: int) -> dict[int, tuple[str, float]]:
             group = "redis"
         else:
             continue
-        out[pid] = (group, stat_cpu_seconds(stat))
+        out[pid] = (group, stat_cpu_seconds(line))
     return out
 
 

@@ -286,7 +286,8 @@ def median(results: list[Result]) -> Result:
         rss_main_kb=int(mid([r.rss_main_kb for r in results])),
         rss_tree_kb=int(mid([r.rss_tree_kb for r in results])),
         pss_tree_kb=int(mid([r.pss_tree_kb for r in results])),
-        cpu_ms={g: mid([r.cpu_ms.get(g, 0.0) for r in results]) for g in procinfo.CPU_GROUPS},
+        cpu_ms={g: mid([r.cpu_ms.get(g, 0.0) for r in results]) for g in procinfo.CPU_GROUPS}
+        if any(r.cpu_ms for r in results) else {},
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,17 @@ def test_tree_peak_of_this_process() -> None:
     assert own > 0 and total >= own
     assert procinfo.tree_pss_kb(os.getpid()) > 0
     sum(i * i for i in range(200_000))  # some CPU of our own to be counted
-    snapshot = procinfo.cpu_snapshot(os.getpid())
+    # A child that waits on its stdin stands in for a pool process: it must be found as one.
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert procinfo.tree(os.getpid())[0] == os.getpid() and child.pid in procinfo.tree(os.getpid())
+        snapshot = procinfo.cpu_snapshot(os.getpid())
+        assert snapshot[child.pid][0] == "worker children"
+        assert procinfo.tree_peak_kb(os.getpid())[1] > own  # the child's peak RSS is counted too
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(30)
     assert snapshot[os.getpid()][0] == "worker main" and snapshot[os.getpid()][1] > 0
 
 
