@@ -40,6 +40,14 @@ PING_AFTER_IDLE = float(os.environ.get("BGTASK_PING_AFTER_IDLE", "1.0"))
 _IDLE_SINCE = "bgtask_idle_since"
 
 
+def is_alive(engine: Engine, dbapi_conn: Any) -> bool:
+    """The dialect's ping (a round trip); a ping that raises means a dead connection."""
+    try:
+        return bool(engine.dialect.do_ping(dbapi_conn))
+    except Exception:
+        return False
+
+
 def ping_after_idle(engine: Engine, idle: float) -> None:
     """Like ``pool_pre_ping``, but only for connections idle more than ``idle`` seconds.
 
@@ -59,12 +67,8 @@ def ping_after_idle(engine: Engine, idle: float) -> None:
         since = record.info.pop(_IDLE_SINCE, None)
         if since is None or time.monotonic() - since < idle:
             return  # new, or back in the pool only a moment ago
-        try:
-            alive = engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:
-            raise DisconnectionError() from exc  # the pool replaces it and tries again
-        if not alive:
-            raise DisconnectionError()
+        if not is_alive(engine, dbapi_conn):
+            raise DisconnectionError()  # the pool replaces it and tries again
 
     event.listen(engine, "checkin", checkin)
     event.listen(engine, "checkout", checkout)

@@ -3,21 +3,21 @@
 Each is one statement run in autocommit mode. Through a
 SQLAlchemy ``Connection`` it costs about 1 ms of Python on a 2-core machine, twice the
 round trip itself: the connection and transaction objects, the execution context, the
-result set-up. Here the statement is compiled by SQLAlchemy once, and each call checks a
-DB-API connection out of the same pool, runs the SQL with psycopg, and builds a real
-``sqlalchemy.Row`` from the tuple, so callers see no difference.
+result set-up. Here the statement is compiled by SQLAlchemy once, each call runs the SQL
+on a DB-API connection with psycopg, and builds a real ``sqlalchemy.Row`` from the tuple,
+so callers see no difference.
 
 What SQLAlchemy would have done on an error is done here too: the psycopg error is
 wrapped in SQLAlchemy's exception (``DBAPIError.instance``, so ``OperationalError``
 stays ``OperationalError`` for ``resilience.with_retries``), and a connection that the
-dialect says is gone is invalidated rather than returned to the pool. Connection events
+dialect says is gone is closed rather than used again. Connection events
 that fire for cursors (``before_cursor_execute``, ``echo``) do not see these statements.
 
 A worker's claim and finish (``update_one``) run on a connection each thread keeps for
 itself, in autocommit, instead of checking one out of the pool twice a task: a checkout
 and checkin (events, the reset's rollback, the autocommit switch back and forth) cost
-about 0.1 ms of Python a statement, half of what the worker spends around the two round
-trips. The connection is made by the engine's pool (so ``connect`` events and
+about 0.05 ms of Python a statement, two fifths of what the worker spent around the two
+round trips. The connection is made by the engine's pool (so ``connect`` events and
 ``connect_args`` apply), then detached from it; it is pinged when it sat idle longer than
 ``BGTASK_PING_AFTER_IDLE`` (as pooled ones are), replaced after a fork or when it breaks,
 and closed when its thread ends, when the engine is disposed, or by ``close_held``. A
@@ -38,10 +38,10 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, Update, event
 from sqlalchemy.engine.result import result_tuple
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.dml import UpdateBase
 
-from .engine import PING_AFTER_IDLE
+from .engine import PING_AFTER_IDLE, is_alive
 
 
 def supported(engine: Engine) -> bool:
@@ -62,14 +62,15 @@ class _Prepared:
 class _Held:
     """The connection one thread keeps for its claims and finishes (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "conn", "fairy", "pid", "used")
+    __slots__ = ("__weakref__", "close", "conn", "pid", "used")
 
     def __init__(self, fairy: Any) -> None:
-        self.fairy = fairy
         #: The psycopg connection (a detached fairy no longer answers ``driver_connection``).
         self.conn = fairy.dbapi_connection
         self.pid = os.getpid()
         self.used = time.monotonic()
+        #: Closes the connection, once: when called, or when this object goes with its thread.
+        self.close = weakref.finalize(self, _close_quietly, fairy, self.pid)
 
 
 #: Connections a forked child inherited from its parent: kept referenced, never used or
@@ -105,15 +106,13 @@ class FastWrites:
         prepared = self._prepare(key, stmt)
         values = prepared.compiled.construct_params(dict(params))
         held = self._holding()
-        conn = held.conn
         try:
-            found = conn.execute(prepared.sql, values).fetchone()
+            found = held.conn.execute(prepared.sql, values).fetchone()
         except self._dbapi_error as exc:
-            gone = bool(self.engine.dialect.is_disconnect(exc, held.fairy, None) or conn.broken or conn.closed)
+            gone = self._gone(exc, held.conn)
             if gone:
                 self._drop(held)
-            raise DBAPIError.instance(prepared.sql, values, exc, self._dbapi_error,
-                                      connection_invalidated=gone, dialect=self.engine.dialect) from exc
+            raise self._wrapped(exc, prepared.sql, values, gone) from exc
         held.used = time.monotonic()
         return None if found is None else prepared.make_row(found)
 
@@ -132,11 +131,10 @@ class FastWrites:
                 finally:
                     conn.autocommit = False
             except self._dbapi_error as exc:
-                gone = self.engine.dialect.is_disconnect(exc, fairy, None)
+                gone = self._gone(exc, conn)
                 if gone:
                     fairy.invalidate(exc)
-                raise DBAPIError.instance(prepared.sql, values, exc, self._dbapi_error,
-                                          connection_invalidated=gone, dialect=self.engine.dialect) from exc
+                raise self._wrapped(exc, prepared.sql, values, gone) from exc
         finally:
             fairy.close()
 
@@ -157,20 +155,22 @@ class FastWrites:
         try:
             return self.engine.raw_connection()
         except self._dbapi_error as exc:  # could not connect: as engine.connect() would say it
-            raise DBAPIError.instance(None, None, exc, self._dbapi_error, dialect=self.engine.dialect) from exc
+            raise self._wrapped(exc, None, None, False) from exc
+
+    def _gone(self, exc: Any, conn: Any) -> bool:
+        """Whether the error left ``conn`` unusable (as SQLAlchemy would judge it)."""
+        return bool(self.engine.dialect.is_disconnect(exc, conn, None) or conn.broken or conn.closed)
+
+    def _wrapped(self, exc: Exception, sql: str | None, values: Any, gone: bool) -> StatementError:
+        """The psycopg error as SQLAlchemy's exception (``OperationalError`` stays one)."""
+        return DBAPIError.instance(sql, values, exc, self._dbapi_error, connection_invalidated=gone,
+                                   dialect=self.engine.dialect)
 
     def _holding(self) -> _Held:
         held: _Held | None = getattr(self._local, "held", None)
-        if held is not None:
-            if held.pid != os.getpid():  # forked: the connection belongs to the parent
-                self._drop(held)
-                held = None
-            elif held.conn.closed:
-                self._drop(held)
-                held = None
-            elif time.monotonic() - held.used > self._idle and not self._alive(held):
-                self._drop(held)
-                held = None
+        if held is not None and not self._usable(held):
+            self._drop(held)
+            held = None
         if held is None:
             fairy = self._checkout()
             fairy.detach()
@@ -178,18 +178,16 @@ class FastWrites:
             held.conn.autocommit = True
             self._local.held = held
             self._held.add(held)
-            # When the thread ends its thread-local goes, and the connection with it.
-            weakref.finalize(held, _close_quietly, fairy, held.pid)
         return held
 
-    def _alive(self, held: _Held) -> bool:
-        try:
-            return bool(self.engine.dialect.do_ping(held.conn))
-        except Exception:
+    def _usable(self, held: _Held) -> bool:
+        """Ours (not inherited over a fork), open, and alive if it sat idle."""
+        if held.pid != os.getpid() or held.conn.closed:
             return False
+        return time.monotonic() - held.used <= self._idle or is_alive(self.engine, held.conn)
 
     def _drop(self, held: _Held) -> None:
         self._held.discard(held)
         if getattr(self._local, "held", None) is held:
             self._local.held = None
-        _close_quietly(held.fairy, held.pid)
+        held.close()

@@ -35,7 +35,7 @@ def test_claim_and_finish_return_rows_and_wrap_errors(make_component: Any) -> No
     with pytest.raises(DBAPIError):
         bg.store.finish(task_id, 1, {"status": "x" * 100})  # longer than the column: the server refuses
     done = bg.store.finish(task_id, 1, {"status": "success", "lease_until": None, "result": "1"})
-    assert done is not None and done.status == "success"  # the pool's connection survived the error
+    assert done is not None and done.status == "success"  # the held connection survived the error
     assert bg.store.finish(task_id, 1, {"status": "failed"}) is None
     task = bg.get(task_id)
     assert task is not None and task.result == 1
@@ -76,10 +76,16 @@ def test_a_thread_that_ends_closes_its_connection(make_component: Any) -> None:
     bg.engine.dispose()
     before = _sessions(bg)
     results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.append(_claim_and_finish(bg, task_id)))
+
+    def run() -> None:
+        results.append(_claim_and_finish(bg, task_id))
+        results.append(_sessions(bg))  # while the thread lives, its own connection is open
+
+    worker = threading.Thread(target=run)
     worker.start()
     worker.join()
     assert results and results[0] is not None and results[0].status == "success"
+    assert results[1] == before + 1
     gc.collect()
     wait_for(lambda: _sessions(bg) == before, what="the ended thread's connection closed")
 
@@ -88,15 +94,30 @@ def test_a_killed_session_is_replaced_and_the_write_retried(make_component: Any)
     bg = make_component()
     first, second = (parse_task_id(u) for u in bg.create_many("t", [{}, {}], retain_for=-1))
     assert _claim_and_finish(bg, first) is not None
-    with bg.engine.connect() as conn:  # the server ends every other session on the database
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    _kill_other_sessions(bg)
     now = now_ms()
     # The held connection is dead: the claim fails as an invalidated connection, which
     # with_retries (as the worker calls it) retries on a new one.
     row = with_retries("claim", lambda: bg.store.claim(second, 0, now, now + 60_000, "w"))
     assert row is not None and row.attempt == 1
     done = bg.store.finish(second, 1, {"status": "success", "lease_until": None})
+    assert done is not None and done.status == "success"
+
+
+def _kill_other_sessions(bg: Any) -> None:
+    with bg.engine.connect() as conn:  # the server ends every other session on the database
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+
+
+def test_an_idle_held_connection_is_pinged_and_replaced_before_it_is_used(make_component: Any) -> None:
+    bg = make_component()
+    first, second = (parse_task_id(u) for u in bg.create_many("t", [{}, {}], retain_for=-1))
+    assert _claim_and_finish(bg, first) is not None
+    bg.store._fast._idle = 0.0  # every use counts as after an idle spell: the ping runs first
+    _kill_other_sessions(bg)
+    # No retry here: the ping finds the session dead and the claim goes out on a new one.
+    done = _claim_and_finish(bg, second)
     assert done is not None and done.status == "success"
 
 
