@@ -177,10 +177,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
         due = [(r["id"], 0, r["thread_id"], r["type"]) for r in rows if r["enqueued_at"] is not None]
         self.store.insert(rows)
-        if len(due) == 1:
-            if not self._publish(*due[0]):
-                self.store.set_enqueued(due[0][0], None)
-        elif due and not self._runner.publish_many(due):
+        if due and not self._runner.publish_many(due):
             self.store.set_enqueued_many([d[0] for d in due], None)
 
     def create(

@@ -64,8 +64,12 @@ class WakeupSender:
         """All over one producer, in one kombu publish batch (one Redis pipeline; kombu >= 5.7).
 
         In a batch nothing goes out until the flush, so a per-message retry has nothing to
-        retry: a failed flush raises, and the caller leaves the records to the sweeper.
+        retry: a failed flush raises, and the caller leaves the records to the sweeper. A
+        single wake-up is sent on its own, with the retries of ``send``.
         """
+        if len(wakeups) == 1:
+            self.send(wakeups[0])
+            return
         with self.app.producer_or_acquire() as producer:
             batched = self._batched(producer)
             with producer.batch() if batched else nullcontext():
