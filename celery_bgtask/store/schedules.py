@@ -109,8 +109,8 @@ class ScheduleStore:
         """Claim up to ``limit`` times due at ``now`` and insert a task record for each claim won.
 
         Returns how many due times were read, the claims won and the earliest trigger
-        left afterwards (read in the same transaction, saving the tick a round trip). One transaction: a claim
-        and its record commit together or not at all. The read is a range scan of the
+        left afterwards (read in the same transaction, saving the tick a round trip).
+        One transaction: a claim and its record commit together or not at all. The read is a range scan of the
         ``next_trigger_time`` index. Each claim is a compare-and-set UPDATE of the time's
         ``next_trigger_time`` (with its ``revision``) to ``following(time)``.
 

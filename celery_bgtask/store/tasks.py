@@ -110,7 +110,12 @@ class TaskStore:
             self._fast.close_held()
 
     def _one_statement(self) -> AbstractContextManager[Connection]:
-        """A connection for a write that is a single statement (see the module docstring)."""
+        """A connection for a write that is a single statement.
+
+        On PostgreSQL it runs in autocommit: the statement is its own transaction, just as
+        atomic, in one round trip instead of BEGIN, the statement and COMMIT. Elsewhere it
+        is an ordinary transaction.
+        """
         if self._autocommit is not None:
             return self._autocommit.connect()
         return self.engine.begin()
