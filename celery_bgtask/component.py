@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: The most tasks one ``create_many`` wake-up message may carry.
+MAX_CHUNK = 1000
 
 
 class BackgroundTaskComponent(DefinitionsMixin):
@@ -171,13 +173,13 @@ class BackgroundTaskComponent(DefinitionsMixin):
             "abort_requested": False,
         }
 
-    def _commit_and_publish(self, rows: Sequence[dict[str, Any]]) -> None:
+    def _commit_and_publish(self, rows: Sequence[dict[str, Any]], chunk_size: int = 1) -> None:
         """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
         self._ensure()
         # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
         due = [(r["id"], 0, r["thread_id"], r["type"]) for r in rows if r["enqueued_at"] is not None]
         self.store.insert(rows)
-        if due and not self._runner.publish_many(due):
+        if due and not self._runner.publish_many(due, chunk_size):
             self.store.set_enqueued_many([d[0] for d in due], None)
 
     def create(
@@ -209,10 +211,20 @@ class BackgroundTaskComponent(DefinitionsMixin):
         retry_count: int | None = None,
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
+        chunk_size: int = 1,
     ) -> list[str]:
-        """``create`` for a batch: one multi-row INSERT, then one batched publish. All or nothing on bad input."""
+        """``create`` for a batch: one multi-row INSERT, then one batched publish. All or nothing on bad input.
+
+        ``chunk_size`` (1 to 1000): how many of the tasks one wake-up message carries. Above
+        1, a worker process runs a chunk's tasks one after another, each with its own claim,
+        outcome and callbacks, so Celery's per-message work (delivery, the pool, the ack) is
+        paid once a chunk. For many short tasks; it trades away parallelism within a chunk.
+        """
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
+        v.strict_int("chunk_size", chunk_size, minimum=1, allow_none=False)
+        if chunk_size > MAX_CHUNK:
+            raise TaskValidationError("chunk_size", f"must be at most {MAX_CHUNK}, got {chunk_size}")
         now = now_ms()
         rows = []
         for index, payload in enumerate(payloads):
@@ -222,7 +234,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             except TaskValidationError as exc:
                 raise TaskValidationError(f"payloads[{index}].{exc.field}", exc.rule) from None
         if rows:
-            self._commit_and_publish(rows)
+            self._commit_and_publish(rows, chunk_size)
         return [to_urn(r["id"]) for r in rows]
 
     # -- read -----------------------------------------------------------------------

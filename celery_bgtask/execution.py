@@ -13,6 +13,10 @@ A message carries ``(task_id, expected_attempt)`` and the type (for routing). Th
    ``Retry`` for pending-again, an exception for failure. The state-change callbacks and
    retention clean-up run from the ``task_success`` / ``task_retry`` / ``task_failure``
    signals that Celery then sends (in the pool process, before the message is acked).
+
+A chunk of ``create_many(..., chunk_size=n)`` comes as one ``run_many`` message carrying
+several ``(task_id, expected_attempt)`` pairs; ``Runner.execute_many`` runs each as above,
+one after another, and settles each outcome itself (Celery's signals see only the message).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN_TASK = "celery_bgtask.run"
+#: A chunk of ``create_many(..., chunk_size=n)``: ``run_many([[task_id, attempt], ...], task_type=...)``.
+RUN_MANY_TASK = "celery_bgtask.run_many"
 _runners: weakref.WeakSet[Runner] = weakref.WeakSet()
 
 
@@ -125,23 +131,22 @@ class Runner:
         self.hostname = f"{socket.gethostname()}:{os.getpid()}"
 
         runner = self
+        # Acked only once the outcome is committed; a lost pool process requeues the message.
+        options: dict[str, Any] = {"shared": False, "bind": True, "acks_late": True, "reject_on_worker_lost": True,
+                                   "ignore_result": True, "serializer": "json"}
 
-        @app.task(
-            name=RUN_TASK,
-            shared=False,
-            bind=True,
-            acks_late=True,
-            reject_on_worker_lost=True,
-            ignore_result=True,
-            serializer="json",
-            # An expected outcome, already recorded: Celery logs it without a traceback.
-            throws=(TaskFailed,),
-        )
+        # ``throws``: an expected outcome, already recorded: Celery logs it without a traceback.
+        @app.task(name=RUN_TASK, throws=(TaskFailed,), **options)
         def run(task: Any, task_id: str, attempt: int, task_type: str | None = None) -> Any:
             return runner.execute(task, task_id, attempt, task_type)
 
+        @app.task(name=RUN_MANY_TASK, **options)
+        def run_many(task: Any, items: Any, task_type: str | None = None) -> None:
+            runner.execute_many(task, items, task_type)
+
         self.task = run
-        self.sender = WakeupSender(app, run)
+        self.many_task = run_many
+        self.sender = WakeupSender(app, run, run_many)
 
     # -- producing ----------------------------------------------------------------
     def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
@@ -153,7 +158,7 @@ class Runner:
             log.warning("could not publish task %s (%s); the sweeper will publish it", task_id, exc)
             return False
 
-    def publish_many(self, wakeups: Sequence[Wakeup]) -> bool:
+    def publish_many(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
         """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
 
         Returns False if any may not have been sent: the caller clears ``enqueued_at`` of
@@ -161,7 +166,7 @@ class Runner:
         its claim fails the attempt fence).
         """
         try:
-            self.sender.send_many(wakeups)
+            self.sender.send_many(wakeups, chunk_size)
             return True
         except Exception as exc:
             log.warning("could not publish %d tasks (%s); the sweeper will publish them", len(wakeups), exc)
@@ -210,6 +215,28 @@ class Runner:
             self.heartbeat.remove(task_id)
             if capped is not None:
                 comp.store.release_slot(task_type, task_id)
+
+    def execute_many(self, task: Any, items: Any, task_type: str | None) -> None:
+        """Run the tasks of one chunked wake-up one after another, each exactly as ``execute`` would.
+
+        Each has its own claim, outcome commit and state-change callbacks; a failure or a
+        retry of one does not stop the rest. The message is acked only after the last one
+        (``acks_late``), so a worker lost mid-chunk has it redelivered: the tasks already
+        finished fail their claim fence and are skipped, the one that was running is
+        recovered by the sweeper when its lease runs out. An unexpected error (the database
+        gone beyond ``with_retries``) stops the chunk and is raised to Celery; the tasks not
+        yet run stay pending and the sweeper publishes them again after ``redeliver_after``.
+        """
+        for item in items if isinstance(items, list) else ():
+            key = _run_key(item)
+            if key is None:
+                log.warning("run_many: malformed item %r skipped", item)
+                continue
+            try:
+                self.execute(task, key[0], key[1], task_type)
+            except (Retry, TaskFailed):
+                pass  # recorded; Celery's signals see only the whole message, so settle here
+            self.settle(key)
 
     def _run(self, spec: HandlerSpec, row: Row[Any], task: Any) -> Outcome:
         if spec.execute is not None:
@@ -276,8 +303,8 @@ class Runner:
         self.component._finish_retention(row)
 
 
-def _runner_for(sender: Any) -> Runner | None:
-    if getattr(sender, "name", None) != RUN_TASK:
+def _runner_for(sender: Any, names: tuple[str, ...] = (RUN_TASK,)) -> Runner | None:
+    if getattr(sender, "name", None) not in names:
         return None
     runner = getattr(sender.app, "_bgtask_runner", None)
     return runner if isinstance(runner, Runner) else None
@@ -290,10 +317,10 @@ def _request_task_id(request: Any) -> str | None:
 
 def _run_key(args: Any) -> tuple[str, int] | None:
     """(task id, expected attempt) from a run message's arguments."""
-    if not args or len(args) < 2:
+    if not isinstance(args, (list, tuple)) or len(args) < 2 or not isinstance(args[0], str):
         return None
     try:
-        return str(args[0]), int(args[1])
+        return args[0], int(args[1])
     except (TypeError, ValueError):
         return None
 
@@ -324,15 +351,24 @@ def _on_failure(sender: Any = None, args: Any = None, **_: Any) -> None:
 
 @signals.task_revoked.connect(weak=False, dispatch_uid="celery_bgtask.revoked")
 def _on_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
-    """``celery control revoke`` (or ``AsyncResult.revoke``) of one of our tasks cancels its record."""
-    runner = _runner_for(sender)
-    task_id = _request_task_id(request)
-    if runner is None or not task_id:
+    """``celery control revoke`` (or ``AsyncResult.revoke``) of one of our messages cancels its records.
+
+    A ``run_many`` message (a chunk of ``create_many``) carries several records: all of them.
+    """
+    runner = _runner_for(sender, (RUN_TASK, RUN_MANY_TASK))
+    if runner is None:
         return
-    try:
-        runner.component.cancel(task_id, include_running=terminated)
-    except Exception:
-        log.exception("task %s: could not record the revoke", task_id)
+    if sender.name == RUN_MANY_TASK:
+        args: Sequence[Any] = getattr(request, "args", None) or ([],)
+        items = args[0] if isinstance(args[0], list) else []
+        task_ids = [key[0] for key in map(_run_key, items) if key is not None]
+    else:
+        task_ids = [task_id] if (task_id := _request_task_id(request)) else []
+    for task_id in task_ids:
+        try:
+            runner.component.cancel(task_id, include_running=terminated)
+        except Exception:
+            log.exception("task %s: could not record the revoke", task_id)
 
 
 @signals.worker_process_init.connect(weak=False, dispatch_uid="celery_bgtask.process_init")

@@ -1,4 +1,5 @@
-"""Sending wake-up messages (``celery_bgtask.run(task_id, attempt, task_type=...)``) cheaply.
+"""Sending wake-up messages cheaply: ``celery_bgtask.run(task_id, attempt, task_type=...)`` for
+one task, ``celery_bgtask.run_many(items, task_type=...)`` for a chunk of ``create_many``.
 
 ``Task.apply_async`` spends most of its time in Python, not on the wire: routing,
 ``saferepr`` of the arguments, an ``AsyncResult``, and re-declaring the queue on every
@@ -12,8 +13,10 @@ back to ``apply_async`` so the task runs in place as Celery users expect.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
+from itertools import groupby, islice
 from typing import Any
 
 from celery import Celery
@@ -24,10 +27,18 @@ RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "
 Wakeup = tuple[str, int, str, str | None]
 
 
+def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
+    """Consecutive wake-ups of one queue and type, at most ``size`` at a time."""
+    for _, same in groupby(wakeups, key=lambda w: (w[2], w[3])):
+        while chunk := list(islice(same, size)):
+            yield chunk
+
+
 class WakeupSender:
-    def __init__(self, app: Celery, task: Any) -> None:
+    def __init__(self, app: Celery, task: Any, many_task: Any) -> None:
         self.app = app
         self.task = task
+        self.many_task = many_task
         self._declared: set[str] = set()
 
     def _batched(self, producer: Any) -> bool:
@@ -35,22 +46,36 @@ class WakeupSender:
 
     def _send(self, producer: Any, wakeup: Wakeup, countdown: float | None, retry: bool = True) -> None:
         task_id, attempt, queue, task_type = wakeup
-        if self.app.conf.task_always_eager:
-            self.task.apply_async(args=(task_id, attempt), kwargs={"task_type": task_type} if task_type else None,
-                                  task_id=task_id, queue=queue, countdown=countdown)
+        self._message(producer, self.task, task_id, (task_id, attempt), task_type, queue, countdown, retry,
+                      repr((task_id, attempt)))
+
+    def _send_chunk(self, producer: Any, chunk: Sequence[Wakeup], retry: bool) -> None:
+        """One ``run_many`` message for the chunk; a chunk of one is an ordinary wake-up."""
+        if len(chunk) == 1:
+            self._send(producer, chunk[0], None, retry)
             return
-        args = (task_id, attempt)
+        items = [[task_id, attempt] for task_id, attempt, _, _ in chunk]
+        _, _, queue, task_type = chunk[0]
+        # Its own message id: a record's id stays the id of that record's single wake-ups.
+        self._message(producer, self.many_task, uuid.uuid4().hex, (items,), task_type, queue, None, retry,
+                      f"([{len(items)} tasks: {items[0][0]} ... {items[-1][0]}],)")
+
+    def _message(self, producer: Any, task: Any, message_id: str, args: tuple[Any, ...], task_type: str | None,
+                 queue: str, countdown: float | None, retry: bool, argsrepr: str) -> None:
         kwargs = {"task_type": task_type} if task_type else {}
+        if self.app.conf.task_always_eager:
+            task.apply_async(args=args, kwargs=kwargs or None, task_id=message_id, queue=queue, countdown=countdown)
+            return
         amqp = self.app.amqp
         message = amqp.create_task_message(
-            task_id, self.task.name, args, kwargs, countdown=countdown, ignore_result=True,
-            argsrepr=repr(args), kwargsrepr=repr(kwargs),
+            message_id, task.name, args, kwargs, countdown=countdown, ignore_result=True,
+            argsrepr=argsrepr, kwargsrepr=repr(kwargs),
         )
         # ``declare=None`` makes Celery declare the queue (an idempotent broker call, cached
         # per channel but costly in Python); after the first publish to a queue it exists.
         first = queue not in self._declared
         amqp.send_task_message(
-            producer, self.task.name, message, queue=queue, serializer="json", retry=retry,
+            producer, task.name, message, queue=queue, serializer="json", retry=retry,
             retry_policy=RETRY_POLICY, declare=None if first else [],
         )
         if first:
@@ -60,18 +85,21 @@ class WakeupSender:
         with self.app.producer_or_acquire() as producer:
             self._send(producer, wakeup, countdown)
 
-    def send_many(self, wakeups: Sequence[Wakeup]) -> None:
+    def send_many(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> None:
         """All over one producer, in one kombu publish batch (one Redis pipeline; kombu >= 5.7).
 
-        In a batch nothing goes out until the flush, so a per-message retry has nothing to
-        retry: a failed flush raises, and the caller leaves the records to the sweeper. A
-        single wake-up is sent on its own, with the retries of ``send``.
+        ``chunk_size`` > 1 puts up to that many wake-ups of one queue and type into one
+        ``run_many`` message. In a batch nothing goes out until the flush, so a per-message
+        retry has nothing to retry: a failed flush raises, and the caller leaves the records
+        to the sweeper. A single message is sent on its own, with the retries of ``send``.
         """
-        if len(wakeups) == 1:
-            self.send(wakeups[0])
+        chunks = list(chunked(wakeups, chunk_size))
+        if len(chunks) == 1:
+            with self.app.producer_or_acquire() as producer:
+                self._send_chunk(producer, chunks[0], retry=True)
             return
         with self.app.producer_or_acquire() as producer:
             batched = self._batched(producer)
             with producer.batch() if batched else nullcontext():
-                for wakeup in wakeups:
-                    self._send(producer, wakeup, None, retry=not batched)
+                for chunk in chunks:
+                    self._send_chunk(producer, chunk, retry=not batched)

@@ -20,6 +20,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     bgtask_database_url=os.environ["BGTASK_DATABASE_URL"],
     bgtask_lease=int(os.environ.get("BGTASK_LEASE", "1500")),
+    bgtask_redeliver_after=int(os.environ.get("BGTASK_REDELIVER_AFTER", "300000")),
     bgtask_poll_interval=100,
 )
 bg = BackgroundTaskComponent(app)
@@ -28,9 +29,12 @@ PREFIX = os.environ["BGTASK_QUEUE"]
 
 
 def hang_first(payload: dict[str, Any]) -> str:
-    """The first attempt says it started and then hangs (to be SIGKILLed); later ones succeed."""
+    """The first attempt says it started and then hangs (to be SIGKILLed); later ones succeed.
+
+    With ``"hang": False`` in the payload it only counts its attempts (a chunk's other tasks).
+    """
     attempt = _redis.incr(f"{PREFIX}:{payload['key']}:attempts")
-    if attempt == 1:
+    if attempt == 1 and payload.get("hang", True):
         _redis.set(f"{PREFIX}:{payload['key']}:started", os.getpid())
         time.sleep(120)
     return f"done on attempt {attempt}"

@@ -40,3 +40,11 @@ def test_daily_sync_example_runs_by_itself(tmp_path: Path) -> None:
     assert "warm-cache: success" in done.stdout and "daily-report: success" in done.stdout
     assert "warm-cache: next never again" in done.stdout
     assert (tmp_path / "celery_bgtask.sqlite3").exists()  # the embedded default database
+
+
+def test_bulk_emails_example_runs_by_itself(tmp_path: Path) -> None:
+    done = run_example("bulk_emails.py", tmp_path)
+    assert "created 300 tasks in 6 messages: {'celery_bgtask.run_many': 6}" in done.stdout
+    assert "success: 299, failed: 1" in done.stdout
+    assert "failed after its retry: {'to': 'no-address'} (ValueError" in done.stdout
+    assert "every task keeps its own record: success, result 'sent to user0@example.com'" in done.stdout

@@ -76,6 +76,28 @@ def test_sigkilled_worker_task_without_retries_fails_with_worker_lost(
     assert r.get(f"{env['BGTASK_QUEUE']}:k2:attempts") == b"1"  # never silently re-run without a retry
 
 
+def test_a_worker_killed_mid_chunk_loses_no_task_and_reruns_no_finished_one(
+    bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    keys = ["c1", "c2", "c3", "c4"]
+    payloads = [{"key": k, "hang": k == "c2"} for k in keys]
+    urns = bg.create_many("hang-first", payloads, chunk_size=4, retry_count=1, retry_interval=100, retain_for=-1)
+    # The chunk's unacked message only comes back from Redis after its visibility timeout
+    # (an hour); the tasks it still held are published again by the sweeper instead.
+    env = {**env, "BGTASK_REDELIVER_AFTER": "2000"}
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w1.log") as first:
+        wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:c2:started"), timeout=60, what="the chunk's second task hangs")
+        assert [_status(bg, u) for u in urns] == [TaskStatus.SUCCESS, TaskStatus.PROCESSING,
+                                                  TaskStatus.PENDING, TaskStatus.PENDING]
+        kill_group(first, signal.SIGKILL)
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
+        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
+                 what="the hung task retried and the rest of the chunk run")
+    assert [r.get(f"{env['BGTASK_QUEUE']}:{k}:attempts") for k in keys] == [b"1", b"2", b"1", b"1"]
+    hung = bg.get(urns[1])
+    assert hung is not None and hung.result == "done on attempt 2"
+
+
 def test_create_with_broker_down_commits_and_is_published_later(
     env: dict[str, str], tmp_path: Path
 ) -> None:
