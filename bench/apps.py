@@ -5,7 +5,9 @@ One module serves every variant; ``BENCH_MODE`` picks it when a worker imports i
 - ``plain``: plain Celery, no result backend;
 - ``redis``: plain Celery with the Redis result backend;
 - ``database``: plain Celery with its SQLAlchemy database backend and ``result_extended``;
-- ``bgtask``: celery_bgtask (a durable record per task) on the same broker and database.
+- ``bgtask``: celery_bgtask (a durable record per task) on the same broker and database;
+- ``chunked``: celery_bgtask with tasks made by ``create_many(..., chunk_size=BENCH_CHUNK)``,
+  so one wake-up message carries several tasks (opt-in; the worker is the same).
 
 Every variant runs the same no-op task on the same broker, so the difference is bookkeeping.
 """
@@ -21,7 +23,7 @@ from celery import Celery
 if TYPE_CHECKING:
     from celery_bgtask import BackgroundTaskComponent
 
-MODES = ("plain", "redis", "database", "bgtask")
+MODES = ("plain", "redis", "database", "bgtask", "chunked")
 NOOP = "bench.noop"
 #: Long enough that every record is still there to be counted when the drain ends.
 RETAIN_MS = 86_400_000
@@ -58,7 +60,7 @@ def make_app(mode: str, broker: str, queue: str, database_url: str, redis_url: s
         app.conf.result_extended = True
     app.task(name=NOOP, ignore_result=mode == "plain")(noop)
     bg = None
-    if mode == "bgtask":
+    if mode in ("bgtask", "chunked"):
         # Imported here only: a plain-Celery worker must not carry our imports in its RSS.
         from celery_bgtask import BackgroundTaskComponent
 
