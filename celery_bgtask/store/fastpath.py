@@ -19,7 +19,8 @@ and checkin (events, the reset's rollback, the autocommit switch back and forth)
 about 0.05 ms of Python a statement, two fifths of what the worker spent around the two
 round trips. The connection is made by the engine's pool (so ``connect`` events and
 ``connect_args`` apply), then detached from it; it is pinged when it sat idle longer than
-``BGTASK_PING_AFTER_IDLE`` (as pooled ones are), replaced after a fork or when it breaks,
+``BGTASK_PING_AFTER_IDLE`` (as pooled ones are; before every statement if the engine has
+``pool_pre_ping=True``), replaced after a fork or when it breaks,
 and closed when its thread ends, when the engine is disposed, or by ``close_held``. A
 process therefore holds one such connection per thread that runs tasks (one per prefork
 child, ``concurrency`` for a threads pool), besides its pool. ``create``'s INSERT
@@ -96,7 +97,9 @@ class FastWrites:
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
         self._local = threading.local()
         self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
-        self._idle = PING_AFTER_IDLE
+        # An engine built with ``pool_pre_ping=True`` asked for a ping before every use: the
+        # held connection then gets one before every statement too, not only after idling.
+        self._idle = 0.0 if getattr(engine.pool, "_pre_ping", False) else PING_AFTER_IDLE
         event.listen(engine, "engine_disposed", lambda _engine: self.close_held())
 
     def update_one(self, key: Hashable, stmt: Update, params: Mapping[str, Any]) -> Row[Any] | None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.resilience import with_retries
+from celery_bgtask.store.engine import make_engine
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import wait_for
 
@@ -117,6 +118,18 @@ def test_an_idle_held_connection_is_pinged_and_replaced_before_it_is_used(make_c
     bg.store._fast._idle = 0.0  # every use counts as after an idle spell: the ping runs first
     _kill_other_sessions(bg)
     # No retry here: the ping finds the session dead and the claim goes out on a new one.
+    done = _claim_and_finish(bg, second)
+    assert done is not None and done.status == "success"
+
+
+def test_an_engine_with_pool_pre_ping_has_its_held_connection_pinged_before_every_use(
+    make_component: Any, database_url: str
+) -> None:
+    bg = make_component(engine=make_engine(database_url, pool_pre_ping=True), database_url=None)
+    first, second = (parse_task_id(u) for u in bg.create_many("t", [{}, {}], retain_for=-1))
+    assert _claim_and_finish(bg, first) is not None  # the held connection was used a moment ago
+    _kill_other_sessions(bg)
+    # No retry here, and no idle spell: the ping before the claim finds the session dead.
     done = _claim_and_finish(bg, second)
     assert done is not None and done.status == "success"
 
