@@ -56,12 +56,16 @@ class WakeupSender:
             return
         items = [[task_id, attempt] for task_id, attempt, _, _ in chunk]
         _, _, queue, task_type = chunk[0]
+        # Celery's time limits are per message: a chunk of n tasks gets n times a task's.
+        limits = {name: per_task * len(items) for name in ("time_limit", "soft_time_limit")
+                  if (per_task := getattr(self.task, name, None))}
         # Its own message id: a record's id stays the id of that record's single wake-ups.
         self._message(producer, self.many_task, uuid.uuid4().hex, (items,), task_type, queue, None, retry,
-                      f"([{len(items)} tasks: {items[0][0]} ... {items[-1][0]}],)")
+                      f"([{len(items)} tasks: {items[0][0]} ... {items[-1][0]}],)", limits)
 
     def _message(self, producer: Any, task: Any, message_id: str, args: tuple[Any, ...], task_type: str | None,
-                 queue: str, countdown: float | None, retry: bool, argsrepr: str) -> None:
+                 queue: str, countdown: float | None, retry: bool, argsrepr: str,
+                 limits: dict[str, float] | None = None) -> None:
         kwargs = {"task_type": task_type} if task_type else {}
         if self.app.conf.task_always_eager:
             task.apply_async(args=args, kwargs=kwargs or None, task_id=message_id, queue=queue, countdown=countdown)
@@ -69,7 +73,7 @@ class WakeupSender:
         amqp = self.app.amqp
         message = amqp.create_task_message(
             message_id, task.name, args, kwargs, countdown=countdown, ignore_result=True,
-            argsrepr=argsrepr, kwargsrepr=repr(kwargs),
+            argsrepr=argsrepr, kwargsrepr=repr(kwargs), **(limits or {}),
         )
         # ``declare=None`` makes Celery declare the queue (an idempotent broker call, cached
         # per channel but costly in Python); after the first publish to a queue it exists.

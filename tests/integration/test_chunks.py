@@ -66,6 +66,17 @@ def test_a_chunk_is_one_message_for_several_tasks(make_component: Any, queue_nam
         (RUN_TASK, parse_task_id(u)) for u in single]
 
 
+def test_a_chunk_gets_celerys_time_limits_times_its_size(make_component: Any, celery_app_factory: Any,
+                                                         queue_name: str) -> None:
+    bg = make_component(celery_app_factory(task_time_limit=30, task_soft_time_limit=20))
+    bg.create_many("echo", [1, 2, 3, 4], chunk_size=3)
+    limits = []
+    with bg.app.connection_for_write() as conn:
+        while (message := conn.default_channel.basic_get(queue_name, no_ack=True)) is not None:
+            limits.append((message.headers["task"], message.headers["timelimit"]))
+    assert limits == [(RUN_MANY_TASK, [90, 60]), (RUN_TASK, [None, None])]  # a single task: the task's own
+
+
 def test_every_task_of_a_chunk_runs_once_with_its_own_callbacks(make_component: Any, worker: Any) -> None:
     callbacks = _Callbacks()
     bg = make_component()
