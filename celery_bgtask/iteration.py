@@ -28,6 +28,7 @@ from .definitions import MAX_ITERATIONS_ERROR, TaskDefinition
 from .errors import TaskValidationError
 from .models import ErrorInfo
 from .outcome import Outcome
+from .publish import tasks_in_message
 from .records import row_to_task
 from .responses import Aborted, Continue, Done, Error, TaskResponse
 from .runtime import TaskRuntime
@@ -61,7 +62,8 @@ class Iterations:
             return self.definition.soft_time_limit
         limits = getattr(getattr(celery_task, "request", None), "timelimit", None)
         if limits and len(limits) > 1 and limits[1]:
-            return float(limits[1])
+            # A chunk's message carries n times a task's limit (see ``WakeupSender``).
+            return float(limits[1]) / tasks_in_message(celery_task)
         conf = self.component.app.conf.get("task_soft_time_limit")
         return float(conf) if conf else None
 

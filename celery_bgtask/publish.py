@@ -34,6 +34,13 @@ def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
             yield chunk
 
 
+def tasks_in_message(celery_task: Any) -> int:
+    """How many tasks share the running message's time limits: a chunk's size (a ``run_many``
+    message, whose first argument is its list of tasks), else 1."""
+    args = getattr(getattr(celery_task, "request", None), "args", None) or ()
+    return max(1, len(args[0])) if args and isinstance(args[0], list) else 1
+
+
 class WakeupSender:
     def __init__(self, app: Celery, task: Any, many_task: Any) -> None:
         self.app = app

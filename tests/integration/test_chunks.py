@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from celery import Celery, signals
 
-from celery_bgtask import BackgroundTask, TaskStatus, TaskValidationError
+from celery_bgtask import BackgroundTask, TaskContext, TaskStatus, TaskValidationError
 from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import parse_task_id
 from tests.helpers import wait_for
@@ -75,6 +75,23 @@ def test_a_chunk_gets_celerys_time_limits_times_its_size(make_component: Any, ce
         while (message := conn.default_channel.basic_get(queue_name, no_ack=True)) is not None:
             limits.append((message.headers["task"], message.headers["timelimit"]))
     assert limits == [(RUN_MANY_TASK, [90, 60]), (RUN_TASK, [None, None])]  # a single task: the task's own
+
+
+def test_a_definition_in_a_chunk_budgets_a_tasks_share_of_the_time_limit(
+    make_component: Any, celery_app_factory: Any, worker: Any
+) -> None:
+    bg = make_component(celery_app_factory(task_soft_time_limit=2))
+
+    @bg.definition(id="budgeted", retain_for=-1)
+    def budgeted(ctx: TaskContext[Any]) -> Any:
+        return ctx.response.done({"remaining": ctx.runtime.remaining_seconds()})
+
+    urns = bg.create_many("budgeted", [{}, {}, {}], chunk_size=3, retain_for=-1)
+    with worker(bg.app):
+        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), what="the chunk ran")
+    # The chunk's message allows 6 s; each task's own budget is still 2 s.
+    remaining = [bg.get(u).result["remaining"] for u in urns]
+    assert all(1 < r <= 2 for r in remaining), remaining
 
 
 def test_every_task_of_a_chunk_runs_once_with_its_own_callbacks(make_component: Any, worker: Any) -> None:
