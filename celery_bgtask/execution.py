@@ -227,7 +227,10 @@ class Runner:
         gone beyond ``with_retries``) stops the chunk and is raised to Celery; the tasks not
         yet run stay pending and the sweeper publishes them again after ``redeliver_after``.
         """
-        for item in items if isinstance(items, list) else ():
+        if not isinstance(items, list):
+            log.warning("run_many: malformed message, a list of [task_id, attempt] expected, got %r", items)
+            return
+        for item in items:
             key = _run_key(item)
             if key is None:
                 log.warning("run_many: malformed item %r skipped", item)
