@@ -221,11 +221,12 @@ class Runner:
 
         Each has its own claim, outcome commit and state-change callbacks; a failure or a
         retry of one does not stop the rest. The message is acked only after the last one
-        (``acks_late``), so a worker lost mid-chunk has it redelivered: the tasks already
-        finished fail their claim fence and are skipped, the one that was running is
-        recovered by the sweeper when its lease runs out. An unexpected error (the database
-        gone beyond ``with_retries``) stops the chunk and is raised to Celery; the tasks not
-        yet run stay pending and the sweeper publishes them again after ``redeliver_after``.
+        (``acks_late``). If the worker is lost mid-chunk, the task that was running is
+        recovered by the sweeper when its lease runs out, and the tasks not yet run stay
+        pending: the sweeper publishes them again after ``redeliver_after``, or the broker
+        redelivers the chunk first (then the tasks already finished, or already taken, fail
+        their claim and are skipped). An unexpected error (the database gone beyond
+        ``with_retries``) stops the chunk the same way and is raised to Celery.
         """
         if not isinstance(items, list):
             log.warning("run_many: malformed message, a list of [task_id, attempt] expected, got %r", items)
