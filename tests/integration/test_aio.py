@@ -25,7 +25,7 @@ def test_async_component_creates_queries_and_runs_tasks(
 
     async def produce() -> tuple[str, list[str]]:
         one = await abg.create("echo", {"n": 1}, retain_for=-1)
-        many = await abg.create_many("echo", [{"n": 2}, {"n": 3}], retain_for=-1)
+        many = await abg.create_many("echo", [{"n": 2}, {"n": 3}], retain_for=-1, chunk_size=2)
         with pytest.raises(TaskValidationError) as err:
             await abg.create("echo", {"n": 4}, retry_count="2")  # type: ignore[arg-type]
         assert err.value.field == "retry_count"
