@@ -56,7 +56,8 @@ tasks = Table(
     Index("ix_bgtask_tasks_status_created", "status", "date_created", "id"),
     Index("ix_bgtask_tasks_created", "date_created", "id"),
     Index("ix_bgtask_tasks_modified", "date_modified", "id"),
-    Index("ix_bgtask_tasks_due", "status", "next_run_at"),
+    # The sweeper's search for due records without a live message (``due_for_publish``).
+    Index("ix_bgtask_tasks_unsent", "status", "enqueued_at", "next_run_at"),
     Index("ix_bgtask_tasks_lease", "lease_until"),
     Index("ix_bgtask_tasks_retain", "date_retain_until"),
 )

@@ -288,19 +288,23 @@ class TaskStore:
                 )
 
     def due_for_publish(self, now: int, stale_before: int, types: Sequence[str], limit: int) -> list[Row[Any]]:
-        """Runnable records whose wake-up message is missing or stale, of the given types."""
+        """Runnable records whose wake-up message is missing or stale, of the given types.
+
+        Written as four arms (pending, or between iterations; no message, or a stale one),
+        each a range of the index ``(status, enqueued_at, next_run_at)``, so a poll reads
+        only the records it could publish. Filtering all due records by ``enqueued_at``
+        instead read the whole backlog on every poll: 200,000 pending tasks that all had a
+        live message cost PostgreSQL about 100 ms a poll, on every worker, every second.
+        """
         if not types:
             return []
-        waiting = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
+        unsent = (c.enqueued_at.is_(None), c.enqueued_at < stale_before)
+        arms = [and_(c.status == PENDING, missing, c.next_run_at <= now) for missing in unsent]
+        arms += [and_(c.status == PROCESSING, missing, c.next_run_at <= now, c.lease_until.is_(None))
+                 for missing in unsent]
         stmt = (
             select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at)
-            .where(
-                c.status.in_((PENDING, PROCESSING)),
-                waiting,
-                c.next_run_at <= now,
-                or_(c.enqueued_at.is_(None), c.enqueued_at < stale_before),
-                c.type.in_(list(types)),
-            )
+            .where(or_(*arms), c.type.in_(list(types)))
             .order_by(c.next_run_at)
             .limit(limit)
         )

@@ -1,0 +1,79 @@
+"""What one sweeper poll costs while a backlog waits in the queue.
+
+Run with ``python -m bench.sweeper_poll``. On a throwaway PostgreSQL database it creates
+``BENCH_BACKLOG`` (default 200,000) pending tasks whose wake-up messages are live (as
+after a burst of ``create_many`` that the workers have not caught up with), runs ANALYZE,
+then times ``RUNS`` polls of the worker's sweeper (``Sweeper.publish_due``: the search
+for due records with a missing or stale message, which here finds none, as it should)
+and prints the median, with the server time and the rows read from ``EXPLAIN ANALYZE``
+of its query. Every worker polls every ``poll_interval`` (1 s by default), so this is a
+cost per worker per second for as long as a backlog lasts. Plain Celery has no such
+search (and no record to find a lost message by), so there is nothing to set beside it.
+It asserts nothing about time. ``BGTASK_BENCH_PG`` overrides the admin URL.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import event, text
+
+from bench.common import throwaway_database
+from celery_bgtask import BackgroundTaskComponent
+from celery_bgtask.sweeper import BATCH, Sweeper
+from celery_bgtask.timeutil import now_ms
+
+BACKLOG = int(os.environ.get("BENCH_BACKLOG", "200000"))
+RUNS = 15
+
+
+def main() -> None:
+    with throwaway_database("_sweep") as url:
+        app = Celery("bench-sweeper", broker="memory://", set_as_current=False)
+        bg = BackgroundTaskComponent(app, database_url=url)
+        bg.register_handler("noop", lambda payload: None)
+        t0 = time.perf_counter()
+        for start in range(0, BACKLOG, 5000):
+            bg.create_many("noop", [{"n": n} for n in range(start, min(start + 5000, BACKLOG))])
+        print(f"[PostgreSQL] created a backlog of {BACKLOG:,} pending tasks in {time.perf_counter() - t0:.1f} s")
+        with bg.engine.connect() as conn:
+            conn.execute(text("ANALYZE bgtask_tasks"))
+            conn.commit()
+        sweeper = Sweeper(bg)
+        times = []
+        for _ in range(RUNS):
+            t0 = time.perf_counter()
+            published = sweeper.publish_due(now_ms())
+            times.append(time.perf_counter() - t0)
+            assert published == 0, "every task of the backlog has a live message"
+        print(f"[PostgreSQL] sweeper poll with {BACKLOG:,} waiting: median {statistics.median(times) * 1000:.2f} ms, "
+              f"max {max(times) * 1000:.2f} ms")
+        statements: list[tuple[str, Any]] = []
+        event.listen(bg.engine, "before_cursor_execute",
+                     lambda _conn, _cur, sql, params, *_: statements.append((sql, params)))
+        now = now_ms()
+        bg.store.due_for_publish(now, now - bg.settings.redeliver_after, bg.handler_types(), BATCH)
+        sql, params = statements[-1]
+        with bg.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0][0]
+        nodes = list(_nodes(plan["Plan"]))
+        read = max(n.get("Actual Rows", 0) + n.get("Rows Removed by Filter", 0) for n in nodes)
+        print(f"[PostgreSQL] the due query: {plan['Execution Time']:.2f} ms in the server, at most {read:,} rows "
+              f"read by one plan node ({', '.join(sorted({n['Node Type'] for n in nodes}))})")
+        bg.engine.dispose()
+
+
+def _nodes(node: dict[str, Any]) -> Any:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+if __name__ == "__main__":
+    main()
