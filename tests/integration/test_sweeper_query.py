@@ -41,10 +41,11 @@ def _backlog_and_strays(bg: Any) -> dict[str, str]:
     _set(bg, strays["not due yet"], enqueued_at=None, next_run_at=now + 60_000)
     _set(bg, strays["running"], status=PROCESSING, lease_until=now + 60_000, enqueued_at=None)
     _set(bg, strays["other type"], type="elsewhere", enqueued_at=None)
-    with bg.engine.connect() as conn:
-        conn.execute(text("ANALYZE bgtask_tasks" if bg.engine.dialect.name == "postgresql"
+    # Fresh statistics, and (on PostgreSQL) no dead index entries left by earlier tests on this
+    # database: a bitmap index scan counts those too.
+    with bg.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE bgtask_tasks" if bg.engine.dialect.name == "postgresql"
                           else "ANALYZE TABLE bgtask_tasks"))
-        conn.commit()
     return strays
 
 
@@ -79,13 +80,14 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
             # What the server read from the table: the three records and a few it filtered out.
             removed = ("Rows Removed by Filter", "Rows Removed by Index Recheck")
             read = max(n.get("Actual Rows", 0) + sum(n.get(k, 0) for k in removed) for n in nodes)
-            assert read < 50, f"read {read} rows for 3 due ones in a backlog of {BACKLOG}"
+            # Reading the backlog would be BACKLOG rows or more.
+            assert read < BACKLOG / 20, f"read {read} rows for 3 due ones in a backlog of {BACKLOG}"
         else:
             cursor.execute("EXPLAIN " + sql, params)
             columns = [d[0] for d in cursor.description]
             row = dict(zip(columns, cursor.fetchone(), strict=True))
             assert row["key"] == "ix_bgtask_tasks_unsent", row
-            assert int(row["rows"]) < 50, row
+            assert int(row["rows"]) < BACKLOG / 20, row
         cursor.close()
 
 
