@@ -28,7 +28,6 @@ from .definitions import MAX_ITERATIONS_ERROR, TaskDefinition
 from .errors import TaskValidationError
 from .models import ErrorInfo
 from .outcome import Outcome
-from .publish import tasks_in_message
 from .records import row_to_task
 from .responses import Aborted, Continue, Done, Error, TaskResponse
 from .runtime import TaskRuntime
@@ -57,28 +56,31 @@ class Iterations:
         self.component = component
         self.definition = definition
 
-    def _soft_limit(self, celery_task: Any) -> float | None:
+    def _soft_limit(self) -> float | None:
+        """This task's own budget: the definition's, else the run task's soft time limit.
+
+        The run task's is what Celery enforces on a run message (from ``task_soft_time_limit``
+        or an annotation); a chunk's message carries n times it, and each task of the chunk
+        still gets its own share.
+        """
         if self.definition.soft_time_limit is not None:
             return self.definition.soft_time_limit
-        limits = getattr(getattr(celery_task, "request", None), "timelimit", None)
-        if limits and len(limits) > 1 and limits[1]:
-            # A chunk's message carries n times a task's limit (see ``WakeupSender``).
-            return float(limits[1]) / tasks_in_message(celery_task)
-        conf = self.component.app.conf.get("task_soft_time_limit")
-        return float(conf) if conf else None
+        per_task = self.component._runner.task.soft_time_limit
+        return float(per_task) if per_task else None
 
     def execute(self, row: Row[Any], celery_task: Any) -> Outcome:
+        """``HandlerSpec.execute``: one iteration (``celery_task`` is in that signature; unused here)."""
         count = (row.iterations or 0) + 1
         try:
             if row.abort_requested:
                 return Outcome("cancelled", extra={"iterations": row.iterations})
-            return self._iterate(row, celery_task, count)
+            return self._iterate(row, count)
         except Exception as exc:  # our own bug or the database: fail this task, not the worker
             log.exception("task %s (definition %s): iteration %d could not run", row.id, row.type, count)
             return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False,
                            extra={"iterations": count})
 
-    def _iterate(self, row: Row[Any], celery_task: Any, count: int) -> Outcome:
+    def _iterate(self, row: Row[Any], count: int) -> Outcome:
         definition = self.definition
         stored = {} if row.payload is None else json.loads(row.payload)
         done_extra = {"iterations": count}
@@ -88,7 +90,7 @@ class Iterations:
             return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
                            retryable=False, extra=done_extra)
         engine, task_id = self.component.engine, row.id
-        runtime = TaskRuntime(lambda: abort_requested(engine, task_id), self._soft_limit(celery_task),
+        runtime = TaskRuntime(lambda: abort_requested(engine, task_id), self._soft_limit(),
                               started=time.monotonic())
         ctx = TaskContext(input=value, task=row_to_task(row._mapping), iteration=count,
                           response=TaskResponse(), runtime=runtime)

@@ -351,6 +351,23 @@ def test_is_close_to_timeout_turns_true_near_the_soft_time_limit(make_component:
     assert result["remaining"] <= 0.1  # the default margin: 10% of the limit
 
 
+def test_a_soft_time_limit_annotated_on_the_run_task_is_the_definitions_budget(
+    make_component: Any, celery_app_factory: Any, worker: Any
+) -> None:
+    app = celery_app_factory(task_annotations={"celery_bgtask.run": {"soft_time_limit": 2}})
+    bg = make_component(app)
+
+    @bg.definition(id="annotated", retain_for=-1)
+    def annotated(ctx: TaskContext[dict[str, Any]]) -> Any:
+        return ctx.response.done({"remaining": ctx.runtime.remaining_seconds()})
+
+    urn = bg.trigger("annotated")
+    with worker(bg.app):
+        wait_for(lambda: _finished(bg, urn), what="the run to finish")
+    remaining = _task(bg, urn).result["remaining"]
+    assert remaining is not None and 1 < remaining <= 2  # Celery enforces 2 s on this run
+
+
 def test_retain_for_trigger_over_definition_over_component_default(make_component: Any) -> None:
     bg = make_component(default_retain_for=7)
 
