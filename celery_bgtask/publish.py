@@ -34,13 +34,6 @@ def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
             yield chunk
 
 
-def tasks_in_message(celery_task: Any) -> int:
-    """How many tasks share the running message's time limits: a chunk's size (a ``run_many``
-    message, whose first argument is its list of tasks), else 1."""
-    args = getattr(getattr(celery_task, "request", None), "args", None) or ()
-    return max(1, len(args[0])) if args and isinstance(args[0], list) else 1
-
-
 class WakeupSender:
     def __init__(self, app: Celery, task: Any, many_task: Any) -> None:
         self.app = app
@@ -105,12 +98,8 @@ class WakeupSender:
         to the sweeper. A single message is sent on its own, with the retries of ``send``.
         """
         chunks = list(chunked(wakeups, chunk_size))
-        if len(chunks) == 1:
-            with self.app.producer_or_acquire() as producer:
-                self._send_chunk(producer, chunks[0], retry=True)
-            return
         with self.app.producer_or_acquire() as producer:
-            batched = self._batched(producer)
+            batched = len(chunks) > 1 and self._batched(producer)
             with producer.batch() if batched else nullcontext():
                 for chunk in chunks:
                     self._send_chunk(producer, chunk, retry=not batched)
