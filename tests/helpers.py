@@ -9,6 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from celery import Celery
+
+from celery_bgtask import TaskStatus
+from celery_bgtask.ids import parse_task_id
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -40,3 +44,24 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def status_of(bg: Any, urn: str) -> TaskStatus | None:
+    """The task's status, or None once its record is gone."""
+    task = bg.get(urn)
+    return task.status if task else None
+
+
+def set_fields(bg: Any, urn: str, **values: Any) -> None:
+    """Set columns of a record directly (a state a worker would produce), through the store."""
+    assert bg.store.transition(parse_task_id(urn), [], values) is not None
+
+
+def take_messages(app: Celery, queue: str) -> list[tuple[dict[str, Any], list[Any], dict[str, Any]]]:
+    """Take every message off ``queue``: the headers, args and kwargs of each, oldest first."""
+    out = []
+    with app.connection_for_write() as conn:
+        while (message := conn.default_channel.basic_get(queue, no_ack=True)) is not None:
+            args, kwargs, _ = message.decode()
+            out.append((message.headers, args, kwargs))
+    return out

@@ -20,7 +20,7 @@ from celery_bgtask.ids import parse_task_id
 from tests.acceptance.defapp import register
 from tests.acceptance.procs import celery_worker, kill_group
 from tests.conftest import REDIS_URL
-from tests.helpers import wait_for
+from tests.helpers import status_of, wait_for
 
 pytestmark = pytest.mark.slow
 APP = "tests.acceptance.defapp"
@@ -47,11 +47,6 @@ def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
     component.engine.dispose()
 
 
-def _status(bg: BackgroundTaskComponent, urn: str) -> TaskStatus | None:
-    task = bg.get(urn)
-    return task.status if task else None
-
-
 def test_abort_from_the_test_process_stops_a_run_in_a_worker_process(
     bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
 ) -> None:
@@ -59,9 +54,9 @@ def test_abort_from_the_test_process_stops_a_run_in_a_worker_process(
     key = f"{env['BGTASK_QUEUE']}:{parse_task_id(urn)}"
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w.log"):
         wait_for(lambda: r.get(f"{key}:started"), timeout=60, what="the run to start in the worker")
-        assert _status(bg, urn) is TaskStatus.PROCESSING
+        assert status_of(bg, urn) is TaskStatus.PROCESSING
         assert bg.abort(urn, "stop from the test process") is True
-        wait_for(lambda: _status(bg, urn) is TaskStatus.CANCELLED, timeout=30, what="the worker to see the abort")
+        wait_for(lambda: status_of(bg, urn) is TaskStatus.CANCELLED, timeout=30, what="the worker to see the abort")
         wait_for(lambda: r.llen(f"{key}:hooks") >= 1, timeout=30, what="on_abort in the worker")
     assert r.lrange(f"{key}:hooks", 0, -1) == [b"on_abort:cancelled"]
     task = bg.get(urn)
@@ -81,7 +76,7 @@ def test_sigkill_mid_iteration_resumes_from_the_last_committed_input(
     assert task is not None and task.status is TaskStatus.PROCESSING
     assert task.payload == {"offset": 2, "last": 4}  # committed by the iteration before the crash
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
-        wait_for(lambda: _status(bg, urn) is TaskStatus.SUCCESS, timeout=60, what="recovered and finished")
+        wait_for(lambda: status_of(bg, urn) is TaskStatus.SUCCESS, timeout=60, what="recovered and finished")
         wait_for(lambda: r.llen(f"{key}:hooks") >= 1, timeout=30, what="on_done in the worker")
     # pages 0 and 1 ran once; page 2 ran again from the committed input (not from page 0)
     assert [int(x) for x in r.lrange(f"{key}:offsets", 0, -1)] == [0, 1, 2, 2, 3, 4]

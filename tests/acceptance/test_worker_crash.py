@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -13,7 +12,7 @@ from celery import Celery
 
 from celery_bgtask import BackgroundTaskComponent, TaskStatus
 from tests.acceptance.procs import celery_worker, kill_group
-from tests.helpers import wait_for
+from tests.helpers import status_of, wait_for
 
 pytestmark = pytest.mark.slow
 APP = "tests.acceptance.execapp"
@@ -39,22 +38,17 @@ def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
     component.engine.dispose()
 
 
-def _status(bg: BackgroundTaskComponent, urn: str) -> Any:
-    task = bg.get(urn)
-    return task.status if task else None
-
-
 def test_sigkilled_worker_task_is_retried_by_another_worker(
     bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
 ) -> None:
     urn = bg.create("hang-first", {"key": "k1"}, retry_count=1, retry_interval=100, retain_for=-1)
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w1.log") as first:
         wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:k1:started"), timeout=60, what="first attempt started")
-        assert _status(bg, urn) == TaskStatus.PROCESSING
+        assert status_of(bg, urn) == TaskStatus.PROCESSING
         kill_group(first, signal.SIGKILL)  # the main process and its pool child, no chance to clean up
-    assert _status(bg, urn) == TaskStatus.PROCESSING  # nobody has touched it yet
+    assert status_of(bg, urn) == TaskStatus.PROCESSING  # nobody has touched it yet
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, timeout=60, what="recovered and retried")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, timeout=60, what="recovered and retried")
     task = bg.get(urn)
     assert task is not None
     assert task.result == "done on attempt 2"
@@ -69,7 +63,7 @@ def test_sigkilled_worker_task_without_retries_fails_with_worker_lost(
         wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:k2:started"), timeout=60, what="first attempt started")
         kill_group(first, signal.SIGKILL)
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.FAILED, timeout=60, what="lease expiry fails the task")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.FAILED, timeout=60, what="lease expiry fails the task")
     task = bg.get(urn)
     assert task is not None and task.error is not None
     assert task.error.name == "WorkerLostError"
@@ -87,11 +81,11 @@ def test_a_worker_killed_mid_chunk_loses_no_task_and_reruns_no_finished_one(
     env = {**env, "BGTASK_REDELIVER_AFTER": "2000"}
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w1.log") as first:
         wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:c2:started"), timeout=60, what="the chunk's second task hangs")
-        assert [_status(bg, u) for u in urns] == [TaskStatus.SUCCESS, TaskStatus.PROCESSING,
+        assert [status_of(bg, u) for u in urns] == [TaskStatus.SUCCESS, TaskStatus.PROCESSING,
                                                   TaskStatus.PENDING, TaskStatus.PENDING]
         kill_group(first, signal.SIGKILL)
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w2.log"):
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
                  what="the hung task retried and the rest of the chunk run")
     assert [r.get(f"{env['BGTASK_QUEUE']}:{k}:attempts") for k in keys] == [b"1", b"2", b"1", b"1"]
     hung = bg.get(urns[1])
@@ -110,7 +104,7 @@ def test_create_with_broker_down_commits_and_is_published_later(
             task = producer.get(urn)
             assert task is not None and task.status == TaskStatus.PENDING
         with celery_worker(APP, env, "-c", "2", log=tmp_path / "w.log"):
-            wait_for(lambda: all(_status(producer, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
+            wait_for(lambda: all(status_of(producer, u) == TaskStatus.SUCCESS for u in urns), timeout=60,
                      what="the sweeper published what the producer could not")
         assert [producer.get(u).result for u in urns] == [{"echo": {"n": i}} for i in range(3)]  # type: ignore[union-attr]
     finally:
@@ -123,7 +117,7 @@ def test_max_worker_count_holds_across_two_worker_processes(
     urns = bg.create_many("capped", [{"n": i} for i in range(8)], retain_for=-1)
     with celery_worker(APP, env, "-c", "2", "-n", "one@%h", log=tmp_path / "a.log"), \
             celery_worker(APP, env, "-c", "2", "-n", "two@%h", log=tmp_path / "b.log"):
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=90, what="all capped runs")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=90, what="all capped runs")
     peak = int(r.get(f"{env['BGTASK_QUEUE']}:cap:peak") or 0)
     # Four pool processes could run four at once; the cap allows two, and two did overlap.
     assert peak == 2, f"at most 2 may run at once across both workers, saw {peak}"

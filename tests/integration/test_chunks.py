@@ -12,7 +12,7 @@ from celery import Celery, signals
 from celery_bgtask import BackgroundTask, TaskContext, TaskStatus, TaskValidationError
 from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import parse_task_id
-from tests.helpers import wait_for
+from tests.helpers import status_of, take_messages, wait_for
 from tests.integration import handlers
 
 H = "tests.integration.handlers"
@@ -24,19 +24,9 @@ def _reset_handlers() -> None:
     handlers.gate.clear()
 
 
-def _status(bg: Any, urn: str) -> TaskStatus | None:
-    task = bg.get(urn)
-    return task.status if task else None
-
-
 def _queued(app: Celery, queue: str) -> list[tuple[str, list[Any], dict[str, Any]]]:
     """Take every message off ``queue``: (task name, args, kwargs) of each."""
-    out = []
-    with app.connection_for_write() as conn:
-        while (message := conn.default_channel.basic_get(queue, no_ack=True)) is not None:
-            args, kwargs, _ = message.decode()
-            out.append((message.headers["task"], args, kwargs))
-    return out
+    return [(headers["task"], args, kwargs) for headers, args, kwargs in take_messages(app, queue)]
 
 
 class _Callbacks:
@@ -70,10 +60,7 @@ def test_a_chunk_gets_celerys_time_limits_times_its_size(make_component: Any, ce
                                                          queue_name: str) -> None:
     bg = make_component(celery_app_factory(task_time_limit=30, task_soft_time_limit=20))
     bg.create_many("echo", [1, 2, 3, 4], chunk_size=3)
-    limits = []
-    with bg.app.connection_for_write() as conn:
-        while (message := conn.default_channel.basic_get(queue_name, no_ack=True)) is not None:
-            limits.append((message.headers["task"], message.headers["timelimit"]))
+    limits = [(headers["task"], headers["timelimit"]) for headers, _, _ in take_messages(bg.app, queue_name)]
     assert limits == [(RUN_MANY_TASK, [90, 60]), (RUN_TASK, [None, None])]  # a single task: the task's own
 
 
@@ -88,7 +75,7 @@ def test_a_definition_in_a_chunk_budgets_a_tasks_share_of_the_time_limit(
 
     urns = bg.create_many("budgeted", [{}, {}, {}], chunk_size=3, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), what="the chunk ran")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), what="the chunk ran")
     # The chunk's message allows 6 s; each task's own budget is still 2 s.
     remaining = [bg.get(u).result["remaining"] for u in urns]
     assert all(1 < r <= 2 for r in remaining), remaining
@@ -100,7 +87,7 @@ def test_every_task_of_a_chunk_runs_once_with_its_own_callbacks(make_component: 
     bg.register_handler("echo", H, "echo", state_change_callback=callbacks)
     urns = bg.create_many("echo", [{"n": n} for n in range(7)], chunk_size=3, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), what="every task succeeded")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), what="every task succeeded")
         wait_for(lambda: sum(map(len, callbacks.seen.values())) == 14, what="two callbacks a task")
     for n, urn in enumerate(urns):
         task = bg.get(urn)
@@ -117,8 +104,8 @@ def test_a_failure_or_retry_in_a_chunk_does_not_stop_the_rest(make_component: An
     urns = bg.create_many("counted", payloads, chunk_size=5, retry_count=1, retry_interval=50, retain_for=-1)
     ok1, flaky, ok2, broken, ok3 = urns
     with worker(bg.app):
-        wait_for(lambda: _status(bg, broken) == TaskStatus.FAILED, what="the broken task failed after its retry")
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in (ok1, flaky, ok2, ok3)),
+        wait_for(lambda: status_of(bg, broken) == TaskStatus.FAILED, what="the broken task failed after its retry")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in (ok1, flaky, ok2, ok3)),
                  what="the others succeeded")
         wait_for(lambda: len(callbacks.seen.get(parse_task_id(broken), [])) == 4, what="the broken task's callbacks")
     assert handlers.runs == Counter({"ok1": 1, "ok2": 1, "ok3": 1, "flaky": 2, "broken": 2})
@@ -135,8 +122,8 @@ def test_a_cancelled_task_of_a_chunk_never_runs(make_component: Any, worker: Any
     assert bg.cancel(urns[1]) is True
     assert bg.remove(urns[2]) is True
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urns[0]) == TaskStatus.SUCCESS)
-    assert _status(bg, urns[1]) == TaskStatus.CANCELLED
+        wait_for(lambda: status_of(bg, urns[0]) == TaskStatus.SUCCESS)
+    assert status_of(bg, urns[1]) == TaskStatus.CANCELLED
     assert bg.get(urns[2]) is None
     assert handlers.runs == Counter({"a": 1})
 
@@ -151,8 +138,8 @@ def test_a_redelivered_chunk_runs_nothing_twice(make_component: Any, worker: Any
         bg._runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, queue=bg.settings.queue)
     sentinel = bg.create("counted", {"key": "after"}, retain_for=-1)
     with worker(bg.app, concurrency=1):
-        wait_for(lambda: _status(bg, sentinel) == TaskStatus.SUCCESS, what="the later message drained")
-    assert all(_status(bg, u) == TaskStatus.SUCCESS for u in urns)
+        wait_for(lambda: status_of(bg, sentinel) == TaskStatus.SUCCESS, what="the later message drained")
+    assert all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns)
     assert handlers.runs == Counter({"d0": 1, "d1": 1, "d2": 1, "d3": 1, "after": 1})
 
 
@@ -171,7 +158,7 @@ def test_revoking_a_chunk_message_cancels_its_tasks(make_component: Any, worker:
         items = [[parse_task_id(u), 0] for u in urns]
         bg._runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, task_id=chunk_id,
                                          queue=bg.settings.queue)
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.CANCELLED for u in urns), what="every task cancelled")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.CANCELLED for u in urns), what="every task cancelled")
     assert sum(handlers.runs.values()) == 0
 
 
@@ -203,4 +190,4 @@ def test_chunks_run_in_place_when_celery_is_eager(make_component: Any, celery_ap
     finally:
         signals.before_task_publish.disconnect(record)
     assert published == []  # eager: nothing went to the broker
-    assert [_status(bg, u) for u in urns] == [TaskStatus.SUCCESS] * 5
+    assert [status_of(bg, u) for u in urns] == [TaskStatus.SUCCESS] * 5

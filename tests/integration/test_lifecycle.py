@@ -9,15 +9,10 @@ import pytest
 from celery_bgtask import BackgroundTask, TaskStatus
 from celery_bgtask.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import wait_for
+from tests.helpers import status_of, wait_for
 from tests.integration import handlers
 
 H = "tests.integration.handlers"
-
-
-def _status(bg: Any, urn: str) -> TaskStatus | None:
-    task = bg.get(urn)
-    return task.status if task else None
 
 
 def _recorder() -> tuple[list[tuple[str, Any]], Any]:
@@ -42,7 +37,7 @@ def test_success_records_result_and_fires_callbacks(make_component: Any, worker:
     bg.register_handler("echo", H, "echo", state_change_callback=lambda t: seen.append((t.status.value, t.result)))
     urn = bg.create("echo", {"n": 1}, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, what="success")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, what="success")
         wait_for(lambda: len(seen) == 2, what="two callbacks")
     task = bg.get(urn)
     assert task is not None
@@ -58,7 +53,7 @@ def test_failure_without_retries_is_final(make_component: Any, worker: Any) -> N
     bg.register_handler("boom", H, "boom", state_change_callback=callback)
     urn = bg.create("boom", {"a": 1}, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.FAILED, what="failed")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.FAILED, what="failed")
         wait_for(lambda: len(seen) == 2)
     task = bg.get(urn)
     assert task is not None and task.error is not None
@@ -73,7 +68,7 @@ def test_retry_then_success_clears_error(make_component: Any, worker: Any) -> No
     bg.register_handler("counted", H, "counted", state_change_callback=callback)
     urn = bg.create("counted", {"key": "r1", "fail_times": 1}, retry_count=2, retry_interval=100, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, what="success after a retry")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, what="success after a retry")
         wait_for(lambda: len(seen) == 4)
     task = bg.get(urn)
     assert task is not None
@@ -87,7 +82,7 @@ def test_retries_exhausted_fail_with_last_error(make_component: Any, worker: Any
     bg.register_handler("counted", H, "counted", state_change_callback=callback)
     urn = bg.create("counted", {"key": "r2", "fail_times": 9}, retry_count=2, retry_interval=50, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.FAILED, what="failed after retries")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.FAILED, what="failed after retries")
         wait_for(lambda: len(seen) == 6)
     task = bg.get(urn)
     assert task is not None and task.error is not None
@@ -101,13 +96,13 @@ def test_pending_retry_keeps_error_and_waits_for_interval(make_component: Any, w
     bg.register_handler("counted", H, "counted")
     urn = bg.create("counted", {"key": "r3", "fail_times": 1}, retry_count=1, retry_interval=60_000, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: handlers.runs["r3"] == 1 and _status(bg, urn) == TaskStatus.PENDING, what="retry pending")
+        wait_for(lambda: handlers.runs["r3"] == 1 and status_of(bg, urn) == TaskStatus.PENDING, what="retry pending")
         task = bg.get(urn)
         assert task is not None and task.error is not None and task.error.message == "attempt 1 fails"
         assert task.retries_remaining == 0
         # retry() runs a task that waits for its next retry now, not in a minute.
         assert bg.retry(urn) is True
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, what="success after retry()")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, what="success after retry()")
     assert handlers.runs["r3"] == 2
 
 
@@ -116,9 +111,9 @@ def test_retry_requeues_a_retained_failed_task(make_component: Any, worker: Any)
     bg.register_handler("counted", H, "counted")
     urn = bg.create("counted", {"key": "r4", "fail_times": 1}, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.FAILED)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.FAILED)
         assert bg.retry(urn) is True
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS, what="requeued task succeeds")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, what="requeued task succeeds")
     task = bg.get(urn)
     assert task is not None and task.result == 2 and task.date_completed is not None
 
@@ -129,7 +124,7 @@ def test_payload_failing_the_pydantic_annotation_fails_without_retry(make_compon
     good = bg.create("typed", {"x": 1, "y": 2}, retain_for=-1)
     bad = bg.create("typed", {"x": "one"}, retry_count=3, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, good) == TaskStatus.SUCCESS and _status(bg, bad) == TaskStatus.FAILED)
+        wait_for(lambda: status_of(bg, good) == TaskStatus.SUCCESS and status_of(bg, bad) == TaskStatus.FAILED)
     ok, failed = bg.get(good), bg.get(bad)
     assert ok is not None and ok.result == {"sum": 3}
     assert failed is not None and failed.error is not None and failed.error.name == "ValidationError"
@@ -141,7 +136,7 @@ def test_handler_without_payload_is_called_with_no_argument(make_component: Any,
     bg.register_handler("bare", H, "no_payload")
     urn = bg.create("bare", retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS)
     task = bg.get(urn)
     assert task is not None and task.result == "ran" and task.payload is None
 
@@ -163,8 +158,8 @@ def test_retain_for_sets_retain_until_and_the_worker_cleans_up(make_component: A
     short = bg.create("echo", 1, retain_for=300)
     forever = bg.create("echo", 2, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, forever) == TaskStatus.SUCCESS)
-        wait_for(lambda: _status(bg, short) in (TaskStatus.SUCCESS, None))
+        wait_for(lambda: status_of(bg, forever) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, short) in (TaskStatus.SUCCESS, None))
         task = bg.get(short)
         if task is not None:
             assert task.date_retain_until is not None
@@ -201,8 +196,8 @@ def test_duplicate_delivery_runs_once(make_component: Any, worker: Any) -> None:
     sentinel = bg.create("echo-later", None, retain_for=-1)
     bg.register_handler("echo-later", H, "no_payload")
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS)
-        wait_for(lambda: _status(bg, sentinel) == TaskStatus.SUCCESS, what="the later message drained")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, sentinel) == TaskStatus.SUCCESS, what="the later message drained")
     assert handlers.runs["dup"] == 1
 
 
@@ -216,7 +211,7 @@ def test_cancelled_and_removed_tasks_never_run(make_component: Any, worker: Any)
     assert bg.remove(removed) is True
     after = bg.create("counted", {"key": "after"}, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, after) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS)
     task = bg.get(cancelled)
     assert task is not None and task.status == TaskStatus.CANCELLED and task.date_cancelled is not None
     assert bg.get(removed) is None
@@ -234,9 +229,9 @@ def test_task_without_handler_waits_until_a_worker_has_one(
     with worker(consumer.app):
         # The worker has no handler: it leaves the record pending (and says so in the log).
         wait_for(lambda: consumer.store.get(urn.rsplit(":", 1)[1]).enqueued_at is None, what="message consumed")
-        assert _status(producer, urn) == TaskStatus.PENDING
+        assert status_of(producer, urn) == TaskStatus.PENDING
         consumer.register_handler("late-type", H, "counted")
-        wait_for(lambda: _status(producer, urn) == TaskStatus.SUCCESS, what="picked up once a handler exists")
+        wait_for(lambda: status_of(producer, urn) == TaskStatus.SUCCESS, what="picked up once a handler exists")
     assert handlers.runs["late"] == 1
 
 
@@ -248,9 +243,9 @@ def test_unregistered_handler_leaves_pending_tasks_pending(make_component: Any, 
     bg.register_handler("other", H, "no_payload")
     other = bg.create("other", retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, other) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, other) == TaskStatus.SUCCESS)
         wait_for(lambda: bg.store.get(urn.rsplit(":", 1)[1]).enqueued_at is None, what="message consumed")
-    assert _status(bg, urn) == TaskStatus.PENDING
+    assert status_of(bg, urn) == TaskStatus.PENDING
 
 
 def test_callback_that_raises_never_changes_the_outcome(make_component: Any, worker: Any) -> None:
@@ -264,7 +259,7 @@ def test_callback_that_raises_never_changes_the_outcome(make_component: Any, wor
     bg.register_handler("echo", H, "echo", state_change_callback=bad_callback)
     urn = bg.create("echo", 5, retain_for=-1)
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS)
         wait_for(lambda: len(calls) == 2)
     assert calls == ["processing", "success"]
 
@@ -278,10 +273,10 @@ def test_initialise_and_idle_shutdown_run_per_process(make_component: Any, worke
     with worker(bg.app, pool="solo"):
         first = bg.create("tracked", None, retain_for=-1)
         second = bg.create("tracked", None, retain_for=-1)
-        wait_for(lambda: _status(bg, first) == TaskStatus.SUCCESS and _status(bg, second) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, first) == TaskStatus.SUCCESS and status_of(bg, second) == TaskStatus.SUCCESS)
         wait_for(lambda: handlers.lifecycle[-1:] == ["shutdown"], what="idle shutdown")
         third = bg.create("tracked", None, retain_for=-1)
-        wait_for(lambda: _status(bg, third) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, third) == TaskStatus.SUCCESS)
     assert handlers.lifecycle[:4] == ["initialise", "run", "run", "shutdown"], handlers.lifecycle
     assert handlers.lifecycle[4:6] == ["initialise", "run"]
     assert handlers.lifecycle[-1] == "shutdown"  # the worker stopping shuts the live type down
@@ -293,11 +288,11 @@ def test_max_worker_count_holds_within_one_worker(make_component: Any, worker: A
     urns = [bg.create("gated", {"key": f"g{i}"}, retain_for=-1) for i in range(3)]
     with worker(bg.app, concurrency=3):
         wait_for(lambda: sum(handlers.runs.values()) == 1, what="one run started")
-        statuses = [_status(bg, u) for u in urns]
+        statuses = [status_of(bg, u) for u in urns]
         assert statuses.count(TaskStatus.PROCESSING) == 1
         assert statuses.count(TaskStatus.PENDING) == 2
         handlers.gate.set()
-        wait_for(lambda: all(_status(bg, u) == TaskStatus.SUCCESS for u in urns), what="all three in turn")
+        wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), what="all three in turn")
     assert sum(handlers.runs.values()) == 3
 
 
@@ -308,12 +303,12 @@ def test_a_celery_revoke_is_not_lost_it_cancels_the_record(make_component: Any, 
     urn = bg.create("counted", {"key": "rv", "fail_times": 1}, retry_count=1, retry_interval=60_000, retain_for=-1)
     bare = urn.rsplit(":", 1)[1]
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.PENDING and handlers.runs["rv"] == 1, what="waiting retry")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.PENDING and handlers.runs["rv"] == 1, what="waiting retry")
         bg.app.control.revoke(bare)  # plain Celery revoke, by the id the message carries
         wait_for(lambda: any(bare in ids for ids in (bg.app.control.inspect(timeout=1).revoked() or {}).values()),
                  what="revoke seen by the worker")
         assert bg.retry(urn) is True  # the wake-up for the retry now reaches a worker that has revoked it
-        wait_for(lambda: _status(bg, urn) == TaskStatus.CANCELLED, what="revoke recorded as cancelled")
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, what="revoke recorded as cancelled")
     assert handlers.runs["rv"] == 1
     assert seen[-1] == ("cancelled", 0)
 
@@ -326,14 +321,14 @@ def test_a_long_run_keeps_its_lease_alive_and_is_not_recovered(make_component: A
     urn = bg.create("gated", {"key": "long"}, retry_count=1, retain_for=-1)
     bare = urn.rsplit(":", 1)[1]
     with worker(bg.app):
-        wait_for(lambda: _status(bg, urn) == TaskStatus.PROCESSING)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.PROCESSING)
         first = bg.store.get(bare).lease_until
         # Several lease lengths pass; the heartbeat keeps pushing the lease out, so the
         # sweeper (polling every 50 ms) never takes the run away.
         wait_for(lambda: bg.store.get(bare).lease_until > first + 3000, what="the lease renewed past 3 lease lengths")
-        assert _status(bg, urn) == TaskStatus.PROCESSING
+        assert status_of(bg, urn) == TaskStatus.PROCESSING
         handlers.gate.set()
-        wait_for(lambda: _status(bg, urn) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS)
     task = bg.get(urn)
     assert task is not None and task.retries_remaining == 1  # never retried
     assert handlers.runs["long"] == 1

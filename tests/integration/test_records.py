@@ -35,6 +35,7 @@ from celery_bgtask.ids import parse_task_id
 from celery_bgtask.store.migrate import VERSION_TABLE, ensure_schema
 from celery_bgtask.store.schema import metadata, tasks
 from celery_bgtask.timeutil import dt_to_ms, now_ms
+from tests.helpers import set_fields, take_messages
 
 URN = re.compile(r"^background-task:celery:[0-9a-f]{32}$")
 HANDLERS = "tests.integration.handlers"
@@ -62,12 +63,9 @@ def _purge(app: Celery, queue: str) -> None:
 def _published(app: Celery, queue: str) -> list[tuple[str, list[Any], dict[str, Any]]]:
     """Take every message off ``queue``: (task name, args, kwargs) of each, checking the id header."""
     out = []
-    with app.connection_for_write() as conn:
-        channel = conn.default_channel
-        while (message := channel.basic_get(queue, no_ack=True)) is not None:
-            args, kwargs, _ = message.decode()
-            assert message.headers["id"] == args[0]
-            out.append((message.headers["task"], args, kwargs))
+    for headers, args, kwargs in take_messages(app, queue):
+        assert headers["id"] == args[0]
+        out.append((headers["task"], args, kwargs))
     return out
 
 
@@ -85,10 +83,6 @@ def _rows(
         row.update(fields)
         rows.append(row)
     return rows
-
-
-def _set(bg: BackgroundTaskComponent, urn: str, **values: Any) -> None:
-    assert bg.store.transition(parse_task_id(urn), [], values) is not None
 
 
 def _walk(bg: BackgroundTaskComponent, limit: int, **query: Any) -> list[BackgroundTask[Any, Any]]:
@@ -382,7 +376,7 @@ def test_cancel_changes_only_pending_tasks(bg: BackgroundTaskComponent) -> None:
     }
     for status, values in states.items():
         urn = bg.create("t", retain_for=-1)
-        _set(bg, urn, **values)
+        set_fields(bg, urn, **values)
         before = bg.get(urn)
         assert bg.cancel(urn) is False, status
         assert bg.get(urn) == before
@@ -398,9 +392,9 @@ def test_cancel_changes_only_pending_tasks(bg: BackgroundTaskComponent) -> None:
 def test_remove_deletes_whatever_the_status(bg: BackgroundTaskComponent) -> None:
     pending = bg.create("t", retain_for=-1)
     done = bg.create("t", retain_for=-1)
-    _set(bg, done, status="success", date_completed=now_ms())
+    set_fields(bg, done, status="success", date_completed=now_ms())
     failed = bg.create("t", retain_for=-1)
-    _set(bg, failed, status="failed", date_completed=now_ms())
+    set_fields(bg, failed, status="failed", date_completed=now_ms())
     for urn in (pending, parse_task_id(done), failed):
         assert bg.remove(urn) is True
         assert bg.get(urn) is None
@@ -416,7 +410,7 @@ def test_retry_requeues_a_retained_failed_task(bg: BackgroundTaskComponent, queu
     bare = parse_task_id(urn)
     _published(bg.app, queue_name)  # drop the create's message
     failed_at = now_ms()
-    _set(bg, urn, status="failed", attempt=1, date_completed=failed_at, date_modified=failed_at,
+    set_fields(bg, urn, status="failed", attempt=1, date_completed=failed_at, date_modified=failed_at,
          next_run_at=None, enqueued_at=None, error='{"name":"ValueError","message":"boom"}')
     assert bg.retry(urn) is True
     task = bg.get(urn)
@@ -434,7 +428,7 @@ def test_retry_runs_a_waiting_task_now(bg: BackgroundTaskComponent, queue_name: 
     seen = _with_callback(bg, "t")
     urn = bg.create("t", retry_count=3, retain_for=-1)
     _published(bg.app, queue_name)
-    _set(bg, urn, attempt=1, retries_remaining=2, next_run_at=now_ms() + 3_600_000, enqueued_at=None)
+    set_fields(bg, urn, attempt=1, retries_remaining=2, next_run_at=now_ms() + 3_600_000, enqueued_at=None)
     before = bg.get(urn)
     assert bg.retry(parse_task_id(urn)) is True
     row = _row(bg, urn)
@@ -447,11 +441,11 @@ def test_retry_runs_a_waiting_task_now(bg: BackgroundTaskComponent, queue_name: 
 def test_retry_leaves_other_tasks_alone(bg: BackgroundTaskComponent) -> None:
     now = now_ms()
     done = bg.create("t", retain_for=-1)
-    _set(bg, done, status="success", date_completed=now)
+    set_fields(bg, done, status="success", date_completed=now)
     cancelled = bg.create("t", retain_for=-1)
     assert bg.cancel(cancelled)
     expired = bg.create("t", retain_for=1)
-    _set(bg, expired, status="failed", date_completed=now - 10, date_retain_until=now - 9)
+    set_fields(bg, expired, status="failed", date_completed=now - 10, date_retain_until=now - 9)
     for urn in (done, cancelled, expired):
         before = bg.get(urn)
         assert bg.retry(urn) is False
@@ -465,7 +459,7 @@ def test_query_filters_by_type_and_status(bg: BackgroundTaskComponent) -> None:
             ("b", "pending"): bg.create_many("b", [1, 2], retain_for=-1)}
     made[("a", "failed")] = made[("a", "pending")][:1]
     made[("a", "pending")] = made[("a", "pending")][1:]
-    _set(bg, made[("a", "failed")][0], status="failed", date_completed=now_ms())
+    set_fields(bg, made[("a", "failed")][0], status="failed", date_completed=now_ms())
     made[("b", "cancelled")] = made[("b", "pending")][:1]
     made[("b", "pending")] = made[("b", "pending")][1:]
     assert bg.cancel(made[("b", "cancelled")][0])

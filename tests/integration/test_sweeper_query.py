@@ -13,6 +13,7 @@ from celery_bgtask.ids import parse_task_id
 from celery_bgtask.store.tasks import PROCESSING
 from celery_bgtask.sweeper import BATCH
 from celery_bgtask.timeutil import now_ms
+from tests.helpers import set_fields
 
 BACKLOG = 3000
 STALE_AFTER = 300_000
@@ -23,10 +24,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _set(bg: Any, urn: str, **values: Any) -> None:
-    assert bg.store.transition(parse_task_id(urn), [], values) is not None
-
-
 def _backlog_and_strays(bg: Any) -> dict[str, str]:
     """A backlog of tasks whose messages are live, and one record of each kind the sweeper must find
     (or must not)."""
@@ -35,12 +32,12 @@ def _backlog_and_strays(bg: Any) -> dict[str, str]:
     now = now_ms()
     strays = {name: bg.create("t", {"stray": name}) for name in (
         "never sent", "stale message", "between iterations", "not due yet", "running", "other type")}
-    _set(bg, strays["never sent"], enqueued_at=None)
-    _set(bg, strays["stale message"], enqueued_at=now - STALE_AFTER - 1000)
-    _set(bg, strays["between iterations"], status=PROCESSING, lease_until=None, enqueued_at=None)
-    _set(bg, strays["not due yet"], enqueued_at=None, next_run_at=now + 60_000)
-    _set(bg, strays["running"], status=PROCESSING, lease_until=now + 60_000, enqueued_at=None)
-    _set(bg, strays["other type"], type="elsewhere", enqueued_at=None)
+    set_fields(bg, strays["never sent"], enqueued_at=None)
+    set_fields(bg, strays["stale message"], enqueued_at=now - STALE_AFTER - 1000)
+    set_fields(bg, strays["between iterations"], status=PROCESSING, lease_until=None, enqueued_at=None)
+    set_fields(bg, strays["not due yet"], enqueued_at=None, next_run_at=now + 60_000)
+    set_fields(bg, strays["running"], status=PROCESSING, lease_until=now + 60_000, enqueued_at=None)
+    set_fields(bg, strays["other type"], type="elsewhere", enqueued_at=None)
     # Fresh statistics, and (on PostgreSQL) no dead index entries left by earlier tests on this
     # database: a bitmap index scan counts those too.
     with bg.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
