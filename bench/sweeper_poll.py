@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import event, text
 
-from bench.common import throwaway_database
+from bench.common import plan_nodes, rows_read, throwaway_database
 from celery_bgtask import BackgroundTaskComponent
 from celery_bgtask.sweeper import BATCH, Sweeper
 from celery_bgtask.timeutil import now_ms
@@ -62,17 +62,10 @@ def main() -> None:
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             plan = cursor.fetchone()[0][0]
-        nodes = list(_nodes(plan["Plan"]))
-        read = max(n.get("Actual Rows", 0) + n.get("Rows Removed by Filter", 0) for n in nodes)
-        print(f"[PostgreSQL] the due query: {plan['Execution Time']:.2f} ms in the server, at most {read:,} rows "
-              f"read by one plan node ({', '.join(sorted({n['Node Type'] for n in nodes}))})")
+        kinds = sorted({n["Node Type"] for n in plan_nodes(plan["Plan"])})
+        print(f"[PostgreSQL] the due query: {plan['Execution Time']:.2f} ms in the server, at most "
+              f"{rows_read(plan['Plan']):,} rows read by one plan node ({', '.join(kinds)})")
         bg.engine.dispose()
-
-
-def _nodes(node: dict[str, Any]) -> Any:
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 from sqlalchemy import Engine, create_engine, text
@@ -49,6 +50,9 @@ from bench import procinfo
 from bench.apps import NOOP, BenchApp, make_app
 from bench.common import throwaway_database
 from bench.report import Target, fmt, rate, table, verdicts
+
+if TYPE_CHECKING:
+    from celery_bgtask import BackgroundTaskComponent
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("BENCH_N", "4000"))
@@ -89,34 +93,39 @@ class Result:
 # -- producing ----------------------------------------------------------------------
 def produce(bench: BenchApp, n: int) -> tuple[float, float | None, list[str]]:
     """Create ``n`` tasks (and ``n`` more through ``create_many`` for bgtask); rates and ids."""
-    if bench.mode == "chunked":
-        assert bench.bg is not None
-        bg = bench.bg
-        bg.create("noop", {"n": -1})  # connect, migrate and open the broker connection first
-        ids = ["warm-up"]
-        t0 = time.perf_counter()
-        for start in range(0, n, BATCH):
-            ids.extend(bg.create_many("noop", [{"n": i} for i in range(start, min(start + BATCH, n))],
-                                      chunk_size=CHUNK))
-        return rate(n, time.perf_counter() - t0), None, ids
     if bench.bg is not None:
         bg = bench.bg
         bg.create("noop", {"n": -1})  # connect, migrate and open the broker connection first
         ids = ["warm-up"]
+        if bench.mode == "chunked":
+            return _in_batches(bg, n, ids, chunk_size=CHUNK), None, ids
         t0 = time.perf_counter()
         for i in range(n):
             ids.append(bg.create("noop", {"n": i}))
         single = rate(n, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for start in range(0, n, BATCH):
-            ids.extend(bg.create_many("noop", [{"n": i} for i in range(start, min(start + BATCH, n))]))
-        return single, rate(n, time.perf_counter() - t0), ids
+        return single, _in_batches(bg, n, ids), ids
     task = bench.app.tasks[NOOP]
     ids = [task.apply_async(args=(-1,)).id]
     t0 = time.perf_counter()
     for i in range(n):
         ids.append(task.apply_async(args=(i,)).id)
     return rate(n, time.perf_counter() - t0), None, ids
+
+
+def _in_batches(bg: BackgroundTaskComponent, n: int, ids: list[str], **options: Any) -> float:
+    """``create_many`` of ``n`` tasks in batches of ``BATCH``, their ids appended to ``ids``; the rate."""
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        ids.extend(bg.create_many("noop", [{"n": i} for i in range(start, min(start + BATCH, n))], **options))
+    return rate(n, time.perf_counter() - t0)
+
+
+def messages_for(mode: str, ids: list[str]) -> int:
+    """Wake-up messages that producing ``ids`` (the warm-up first) put in the queue."""
+    if mode != "chunked":
+        return len(ids)  # one each
+    n = len(ids) - 1
+    return 1 + sum(-(-min(BATCH, n - start) // CHUNK) for start in range(0, n, BATCH))
 
 
 # -- waiting for the drain ----------------------------------------------------------
@@ -196,7 +205,7 @@ def run_variant(mode: str, database_url: str, logdir: Path, round_no: int) -> Re
             # unread subscriber would slow every publish from the worker.
             bench.app.backend.result_consumer.stop()
         queued = int(client.llen(queue))
-        expected = 1 + -(-(len(ids) - 1) // CHUNK) if mode == "chunked" else len(ids)  # the warm-up, then chunks
+        expected = messages_for(mode, ids)
         if queued != expected:
             print(f"  ({mode}: {queued} messages in the queue after producing, {expected} expected)", flush=True)
         counter = done_counter(bench, ids, engine, client, queue)

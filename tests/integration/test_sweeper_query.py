@@ -3,12 +3,12 @@ server databases it reads only those records, not the whole backlog."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 
+from bench.common import plan_nodes, rows_read
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.store.tasks import PROCESSING
 from celery_bgtask.sweeper import BATCH
@@ -71,12 +71,11 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
         cursor = conn.connection.dbapi_connection.cursor()
         if bg.engine.dialect.name == "postgresql":
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            plan = cursor.fetchone()[0]
-            nodes = list(_nodes(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]))
+            root = cursor.fetchone()[0][0]["Plan"]
+            nodes = list(plan_nodes(root))
             assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
             # What the server read from the table: the three records and a few it filtered out.
-            removed = ("Rows Removed by Filter", "Rows Removed by Index Recheck")
-            read = max(n.get("Actual Rows", 0) + sum(n.get(k, 0) for k in removed) for n in nodes)
+            read = rows_read(root)
             # Reading the backlog would be BACKLOG rows or more.
             assert read < BACKLOG / 20, f"read {read} rows for 3 due ones in a backlog of {BACKLOG}"
         else:
@@ -86,10 +85,4 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
             assert row["key"] == "ix_bgtask_tasks_unsent", row
             assert int(row["rows"]) < BACKLOG / 20, row
         cursor.close()
-
-
-def _nodes(node: dict[str, Any]) -> Any:
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import procinfo
+from bench import procinfo, throughput
 from bench.apps import NOOP, make_app
 from bench.report import Target, fmt, rate, ratio, table, verdicts
 from bench.throughput import TARGETS, Result, median, render
@@ -67,10 +67,11 @@ def test_render_names_every_target() -> None:
     results = {m: median([Result(m, produce=100.0, drain=50.0, wall=1.0, rss_main_kb=1024, rss_tree_kb=2048,
                                  pss_tree_kb=1500, create_many=300.0 if m == "bgtask" else None,
                                  cpu_ms={"worker main": 1.0, "postgres": 0.25})])
-               for m in ("plain", "redis", "database", "bgtask")}
+               for m in ("plain", "redis", "database", "bgtask", "chunked")}
     text = render(results, {"insert+commit/s": 1.0})
     for target in TARGETS:
         assert target.label in text
+    assert "| celery_bgtask, create_many chunk_size=" in text  # the chunked variant's own row
     cpu_line = next(line for line in text.splitlines() if line.startswith("| celery_bgtask") and "1.250" in line)
     assert "0.250" in cpu_line  # the CPU table: postgres's share and the sum
 
@@ -83,3 +84,11 @@ def test_bench_apps_build(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         make_app("nope", "memory://", "q", "sqlite://", "redis://x")
     ours.bg.engine.dispose()
+
+
+def test_messages_for_counts_one_wake_up_a_task_or_a_chunk_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(throughput, "BATCH", 500)
+    monkeypatch.setattr(throughput, "CHUNK", 10)
+    ids = ["warm-up"] + [f"t{i}" for i in range(1234)]
+    assert throughput.messages_for("bgtask", ids) == 1235
+    assert throughput.messages_for("chunked", ids) == 1 + 50 + 50 + 24  # the last batch's last chunk has 4
