@@ -222,9 +222,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         """
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
-        v.strict_int("chunk_size", chunk_size, minimum=1, allow_none=False)
-        if chunk_size > MAX_CHUNK:
-            raise TaskValidationError("chunk_size", f"must be at most {MAX_CHUNK}, got {chunk_size}")
+        v.strict_int("chunk_size", chunk_size, minimum=1, maximum=MAX_CHUNK, allow_none=False)
         now = now_ms()
         rows = []
         for index, payload in enumerate(payloads):
@@ -273,10 +271,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
             direction = SortDirection(sort_direction)
         except ValueError:
             raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {sort_direction!r}") from None
-        size = v.strict_int("limit", limit, minimum=1)
+        size = v.strict_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
         size = DEFAULT_LIMIT if size is None else size
-        if size > MAX_LIMIT:
-            raise TaskValidationError("limit", f"must be at most {MAX_LIMIT}, got {size}")
         column = SORT_KEYS[sort_property]
         fp = cursors.fingerprint(task_type, status, column, direction.value)
         secret = self._cursor_secret()

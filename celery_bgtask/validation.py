@@ -17,14 +17,17 @@ def _describe(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def strict_int(field: str, value: object, *, minimum: int, allow_none: bool = True) -> int | None:
-    """An int >= ``minimum`` (bools are not ints here), or None when allowed."""
+def strict_int(field: str, value: object, *, minimum: int, maximum: int | None = None,
+               allow_none: bool = True) -> int | None:
+    """An int from ``minimum`` to ``maximum`` (bools are not ints here), or None when allowed."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskValidationError(field, f"must be an int >= {minimum}, got {_describe(value)}")
     if value < minimum:
         raise TaskValidationError(field, f"must be an int >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise TaskValidationError(field, f"must be at most {maximum}, got {value}")
     return value
 
 
