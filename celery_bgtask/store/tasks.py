@@ -294,7 +294,8 @@ class TaskStore:
         each a range of the index ``(status, enqueued_at, next_run_at)``, so a poll reads
         only the records it could publish. Filtering all due records by ``enqueued_at``
         instead read the whole backlog on every poll: 200,000 pending tasks that all had a
-        live message cost PostgreSQL about 100 ms a poll, on every worker, every second.
+        live message cost about 60 ms a poll (``bench.sweeper_poll``), on every worker, every
+        second; now 3 ms, 0.07 ms of it in PostgreSQL.
         """
         if not types:
             return []
