@@ -95,12 +95,20 @@ def test_a_killed_session_is_replaced_and_the_write_retried(make_component: Any)
     bg = make_component()
     first, second = (parse_task_id(u) for u in bg.create_many("t", [{}, {}], retain_for=-1))
     assert _claim_and_finish(bg, first) is not None
+    bg.store._fast._idle = float("inf")  # no idle ping, however slow the machine: the write meets the dead session
     _kill_other_sessions(bg)
     now = now_ms()
+    attempts: list[int] = []
+
+    def claim() -> Any:
+        attempts.append(1)
+        return bg.store.claim(second, 0, now, now + 60_000, "w")
+
     # The held connection is dead: the claim fails as an invalidated connection, which
     # with_retries (as the worker calls it) retries on a new one.
-    row = with_retries("claim", lambda: bg.store.claim(second, 0, now, now + 60_000, "w"))
+    row = with_retries("claim", claim)
     assert row is not None and row.attempt == 1
+    assert len(attempts) == 2  # the first attempt met the dead session
     done = bg.store.finish(second, 1, {"status": "success", "lease_until": None})
     assert done is not None and done.status == "success"
 
