@@ -121,8 +121,12 @@ def test_a_cancelled_task_of_a_chunk_never_runs(make_component: Any, worker: Any
     urns = bg.create_many("counted", [{"key": k} for k in ("a", "b", "c")], chunk_size=3, retain_for=-1)
     assert bg.cancel(urns[1]) is True
     assert bg.remove(urns[2]) is True
-    with worker(bg.app):
+    # A later message, run after the whole chunk by a worker of one: then nothing of it is still to come.
+    bg.register_handler("echo", H, "echo")
+    sentinel = bg.create("echo", {"n": 0}, retain_for=-1)
+    with worker(bg.app, concurrency=1):
         wait_for(lambda: status_of(bg, urns[0]) == TaskStatus.SUCCESS)
+        wait_for(lambda: status_of(bg, sentinel) == TaskStatus.SUCCESS, what="the chunk fully taken")
     assert status_of(bg, urns[1]) == TaskStatus.CANCELLED
     assert bg.get(urns[2]) is None
     assert handlers.runs == Counter({"a": 1})
