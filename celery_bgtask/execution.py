@@ -228,14 +228,7 @@ class Runner:
         their claim and are skipped). An unexpected error (the database gone beyond
         ``with_retries``) stops the chunk the same way and is raised to Celery.
         """
-        if not isinstance(items, list):
-            log.warning("run_many: malformed message, a list of [task_id, attempt] expected, got %r", items)
-            return
-        for item in items:
-            key = _run_key(item)
-            if key is None:
-                log.warning("run_many: malformed item %r skipped", item)
-                continue
+        for key in _chunk_keys(items):
             try:
                 self.execute(task, key[0], key[1], task_type)
             except (Retry, TaskFailed):
@@ -319,6 +312,21 @@ def _request_task_id(request: Any) -> str | None:
     return str(args[0]) if args else getattr(request, "id", None)
 
 
+def _chunk_keys(items: Any) -> list[tuple[str, int]]:
+    """The (task id, expected attempt) pairs of a ``run_many`` message; malformed ones are logged and left out."""
+    if not isinstance(items, list):
+        log.warning("run_many: malformed message, a list of [task_id, attempt] expected, got %r", items)
+        return []
+    keys = []
+    for item in items:
+        key = _run_key(item)
+        if key is None:
+            log.warning("run_many: malformed item %r skipped", item)
+        else:
+            keys.append(key)
+    return keys
+
+
 def _run_key(args: Any) -> tuple[str, int] | None:
     """(task id, expected attempt) from a run message's arguments."""
     if not isinstance(args, (list, tuple)) or len(args) < 2 or not isinstance(args[0], str):
@@ -364,8 +372,7 @@ def _on_revoked(sender: Any = None, request: Any = None, terminated: bool = Fals
         return
     if sender.name == RUN_MANY_TASK:
         args: Sequence[Any] = getattr(request, "args", None) or ([],)
-        items = args[0] if isinstance(args[0], list) else []
-        task_ids = [key[0] for key in map(_run_key, items) if key is not None]
+        task_ids = [task_id for task_id, _ in _chunk_keys(args[0])]
     else:
         task_ids = [task_id] if (task_id := _request_task_id(request)) else []
     for task_id in task_ids:
