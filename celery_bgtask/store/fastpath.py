@@ -102,11 +102,11 @@ class FastWrites:
         self._idle = 0.0 if getattr(engine.pool, "_pre_ping", False) else PING_AFTER_IDLE
         event.listen(engine, "engine_disposed", lambda _engine: self.close_held())
 
-    def update_one(self, key: Hashable, stmt: Update, params: Mapping[str, Any]) -> Row[Any] | None:
-        """Run ``stmt`` (an UPDATE ... RETURNING the ``returning`` columns, always the same
-        statement for ``key``) as its own transaction, on this thread's held connection; the
-        new row, or None if it matched none."""
-        prepared = self._prepare(key, stmt)
+    def update_one(self, stmt: Update, params: Mapping[str, Any]) -> Row[Any] | None:
+        """Run ``stmt`` (an UPDATE ... RETURNING the ``returning`` columns, built once and kept:
+        its compiled form is cached under it) as its own transaction, on this thread's held
+        connection; the new row, or None if it matched none."""
+        prepared = self._prepare(stmt, stmt)
         values = prepared.compiled.construct_params(dict(params))
         held = self._holding()
         try:

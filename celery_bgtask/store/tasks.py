@@ -212,14 +212,14 @@ class TaskStore:
         return stmt
 
     def _run_prepared(
-        self, stmt: Update, params: Mapping[str, Any], task_id: str, key: Hashable | None = None
+        self, stmt: Update, params: Mapping[str, Any], task_id: str, hot: bool = False
     ) -> Row[Any] | None:
         """Run a conditional UPDATE of the record ``task_id``: the new row, or None if it matched none.
 
-        ``key`` names a statement built by ``_prepared``: on psycopg it runs on the fast path.
+        ``hot``: ``stmt`` came from ``_prepared`` (built once, kept): on psycopg it runs on the fast path.
         """
-        if key is not None and self._fast is not None:
-            return self._fast.update_one(key, stmt, params)
+        if hot and self._fast is not None:
+            return self._fast.update_one(stmt, params)
         if self._returning:
             with self._one_statement() as conn:
                 return conn.execute(stmt, dict(params)).first()
@@ -264,16 +264,15 @@ class TaskStore:
         stmt = self._prepared("claim", _claim_statement, async_commit=True)
         params = {"b_id": task_id, "b_attempt": expected_attempt, "b_now": now, "b_new_attempt": expected_attempt + 1,
                   "b_lease": lease_until, "b_worker": worker}
-        return self._run_prepared(stmt, params, task_id, "claim")
+        return self._run_prepared(stmt, params, task_id, hot=True)
 
     def finish(self, task_id: str, attempt: int, values: Mapping[str, Any]) -> Row[Any] | None:
         """Write the outcome of a run we still own (fenced by ``attempt``)."""
         columns = tuple(sorted(values))
-        key = ("finish", columns)
-        stmt = self._prepared(key, lambda: _finish_statement(columns))
+        stmt = self._prepared(("finish", columns), lambda: _finish_statement(columns))
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(b_id=task_id, b_attempt=attempt)
-        return self._run_prepared(stmt, params, task_id, key)
+        return self._run_prepared(stmt, params, task_id, hot=True)
 
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:
         """Heartbeat: push out the lease of every (id, attempt) this process is running."""
