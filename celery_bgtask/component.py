@@ -173,6 +173,46 @@ class BackgroundTaskComponent(DefinitionsMixin):
             "abort_requested": False,
         }
 
+    def _build_rows(
+        self,
+        task_type: str,
+        payloads: Sequence[Any],
+        *,
+        retry_count: Any,
+        retry_interval: Any,
+        retain_for: Any,
+        itemised: bool = False,
+        field: str = "payload",
+        next_run_at: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Validated rows for ``payloads``; raises ``TaskValidationError`` before anything is written.
+
+        For the id of a definition registered here, every way in (``create``, ``create_many``,
+        ``trigger``) gives the input the same treatment: validated against its
+        ``input_model``, the definition's ``retain_for`` when none is given, and
+        ``on_before_trigger`` for each input once all are valid. ``itemised`` names a bad
+        item's field ``payloads[i].<field>``; ``field`` is what the payload is called.
+        """
+        definition = self._definitions.get(task_type) if isinstance(task_type, str) else None
+        if definition is not None and retain_for is None:
+            retain_for = definition.retain_for
+        now = now_ms()
+        rows: list[dict[str, Any]] = []
+        values: list[Any] = []
+        for index, payload in enumerate(payloads):
+            try:
+                value = payload if definition is None else definition.parse_input(payload, "payload")
+                rows.append(self._new_row(task_type, value, retry_count=retry_count, retry_interval=retry_interval,
+                                          retain_for=retain_for, now=now, next_run_at=next_run_at))
+            except TaskValidationError as exc:
+                name = field if exc.field == "payload" else exc.field
+                raise TaskValidationError(f"payloads[{index}].{name}" if itemised else name, exc.rule) from None
+            values.append(value)
+        if definition is not None and definition.on_before_trigger is not None:
+            for value in values:
+                definition.on_before_trigger(value)
+        return rows
+
     def _commit_and_publish(self, rows: Sequence[dict[str, Any]], chunk_size: int = 1) -> None:
         """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
         self._ensure()
@@ -196,10 +236,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
         Bad input raises ``TaskValidationError`` and writes nothing. If the broker is down
         the record is still committed; a worker's sweeper publishes it later.
         """
-        row = self._new_row(
-            task_type, payload, retry_count=retry_count, retry_interval=retry_interval,
-            retain_for=retain_for, now=now_ms(),
-        )
+        [row] = self._build_rows(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
+                                 retain_for=retain_for)
         self._commit_and_publish([row])
         return to_urn(row["id"])
 
@@ -223,14 +261,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
         v.strict_int("chunk_size", chunk_size, minimum=1, maximum=MAX_CHUNK, allow_none=False)
-        now = now_ms()
-        rows = []
-        for index, payload in enumerate(payloads):
-            try:
-                rows.append(self._new_row(task_type, payload, retry_count=retry_count,
-                                          retry_interval=retry_interval, retain_for=retain_for, now=now))
-            except TaskValidationError as exc:
-                raise TaskValidationError(f"payloads[{index}].{exc.field}", exc.rule) from None
+        rows = self._build_rows(task_type, payloads, retry_count=retry_count, retry_interval=retry_interval,
+                                retain_for=retain_for, itemised=True)
         if rows:
             self._commit_and_publish(rows, chunk_size)
         return [to_urn(r["id"]) for r in rows]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -203,8 +203,9 @@ class DefinitionsMixin:
         _definitions: dict[str, TaskDefinition]
 
         def _ensure(self) -> None: ...
-        def _new_row(self, task_type: str, payload: Any, *, retry_count: Any, retry_interval: Any,
-                     retain_for: Any, now: int, next_run_at: int | None = None) -> dict[str, Any]: ...
+        def _build_rows(self, task_type: str, payloads: Sequence[Any], *, retry_count: Any, retry_interval: Any,
+                        retain_for: Any, itemised: bool = False, field: str = "payload",
+                        next_run_at: int | None = None) -> list[dict[str, Any]]: ...
         def _commit_and_publish(self, rows: list[dict[str, Any]]) -> None: ...
         def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None: ...
         def _finish_retention(self, row: Row[Any]) -> None: ...
@@ -284,21 +285,10 @@ class DefinitionsMixin:
         definition = self._definitions.get(definition_id)
         if definition is None:
             raise HandlerNotFoundError(definition_id)
-        value = definition.parse_input(input)
         wait = _seconds("delay", delay, minimum=0)
-        retain = v.retain_for_ms("retain_for", retain_for)
-        if retain is None:
-            retain = definition.retain_for
-        now = now_ms()
-        due = None if not wait else now + int(wait * 1000)
-        try:
-            row = self._new_row(definition.id, value, retry_count=None, retry_interval=None, retain_for=retain,
-                                now=now, next_run_at=due)
-        except TaskValidationError as exc:
-            field = "input" if exc.field == "payload" else exc.field
-            raise TaskValidationError(field, exc.rule) from None
-        if definition.on_before_trigger is not None:
-            definition.on_before_trigger(value)
+        due = None if not wait else now_ms() + int(wait * 1000)
+        [row] = self._build_rows(definition.id, [input], retry_count=None, retry_interval=None,
+                                 retain_for=retain_for, field="input", next_run_at=due)
         self._commit_and_publish([row])
         log.info("definition %s triggered as task %s", definition.id, row["id"])
         return to_urn(row["id"])

@@ -368,6 +368,47 @@ def test_a_soft_time_limit_annotated_on_the_run_task_is_the_definitions_budget(
     assert remaining is not None and 1 < remaining <= 2  # Celery enforces 2 s on this run
 
 
+def test_create_and_create_many_treat_a_definitions_input_as_trigger_does(make_component: Any) -> None:
+    """A definition's id given to ``create``/``create_many`` gets the same validation,
+    retention and ``on_before_trigger`` as ``trigger``: bad input raises and writes nothing."""
+
+    class Refused(Exception):
+        pass
+
+    bg = make_component(default_retain_for=7)
+    seen: list[SyncInput] = []
+
+    def guard(value: SyncInput) -> None:
+        if value.offset < 0:
+            raise Refused("negative offset")
+        seen.append(value)
+
+    @bg.definition(id="typed", input_model=SyncInput, retain_for=60_000, on_before_trigger=guard)
+    def typed(ctx: TaskContext[SyncInput]) -> Any:
+        return ctx.response.done()
+
+    with pytest.raises(TaskValidationError) as err:
+        bg.create("typed", {"offset": "many"})
+    assert err.value.field == "payload" and "offset" in err.value.rule
+    with pytest.raises(TaskValidationError) as err:
+        bg.create_many("typed", [{"offset": 1}, {"limit": [2]}])
+    assert err.value.field == "payloads[1].payload" and "limit" in err.value.rule
+    with pytest.raises(Refused):
+        bg.create_many("typed", [{"offset": 1}, {"offset": -1}])
+    assert bg.query().entities == []
+    assert [s.offset for s in seen] == [1]  # the valid first item of the refused batch; nothing written
+
+    seen.clear()
+    one = bg.create("typed", {"offset": 3})
+    many = bg.create_many("typed", [{"offset": 4}, SyncInput(offset=5, limit=1)], retain_for=-1)
+    assert [s.offset for s in seen] == [3, 4, 5]
+    assert _task(bg, one).payload == {"offset": 3, "limit": 10}
+    assert [_task(bg, urn).payload for urn in many] == [{"offset": 4, "limit": 10}, {"offset": 5, "limit": 1}]
+    assert bg.store.get(parse_task_id(one)).retain_for == 60_000  # the definition's, not the default
+    assert bg.store.get(parse_task_id(many[0])).retain_for == -1  # the call's wins
+    assert len(bg.query().entities) == 3
+
+
 def test_retain_for_trigger_over_definition_over_component_default(make_component: Any) -> None:
     bg = make_component(default_retain_for=7)
 
