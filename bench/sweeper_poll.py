@@ -56,15 +56,16 @@ def main() -> None:
         event.listen(bg.engine, "before_cursor_execute",
                      lambda _conn, _cur, sql, params, *_: statements.append((sql, params)))
         now = now_ms()
-        bg.store.due_for_publish(now, now - bg.settings.redeliver_after, bg.handler_types(), BATCH)
-        sql, params = statements[-1]
-        with bg.engine.connect() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            plan = cursor.fetchone()[0][0]
-        kinds = sorted({n["Node Type"] for n in plan_nodes(plan["Plan"])})
-        print(f"[PostgreSQL] the due query: {plan['Execution Time']:.2f} ms in the server, at most "
-              f"{rows_read(plan['Plan']):,} rows read by one plan node ({', '.join(kinds)})")
+        for label, sent_before in (("never sent", None), ("stale", now - bg.settings.redeliver_after)):
+            bg.store.due_for_publish(now, sent_before, bg.handler_types(), BATCH)
+            sql, params = statements[-1]
+            with bg.engine.connect() as conn:
+                cursor = conn.connection.dbapi_connection.cursor()
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+                plan = cursor.fetchone()[0][0]
+            kinds = sorted({n["Node Type"] for n in plan_nodes(plan["Plan"])})
+            print(f"[PostgreSQL] the due query ({label}): {plan['Execution Time']:.2f} ms in the server, at most "
+                  f"{rows_read(plan['Plan']):,} rows read by one plan node ({', '.join(kinds)})")
         bg.engine.dispose()
 
 

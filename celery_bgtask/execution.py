@@ -35,6 +35,7 @@ from celery.exceptions import Retry
 from pydantic import ValidationError
 from sqlalchemy import Row
 
+from .backlog import Backlog
 from .errors import BgTaskError
 from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
@@ -124,6 +125,8 @@ class Runner:
         self.component = component
         self.lifecycle = ProcessLifecycle()
         self.heartbeat = _Heartbeat(component)
+        #: In a worker's main process: the newest wake-up received from each queue (for the sweeper).
+        self.backlog = Backlog(app)
         #: Committed outcomes waiting for Celery's signal, by (task id, the message's attempt).
         #: Keyed by attempt too: a retry's next run may start (on another pool thread) and
         #: commit before the signal of the run before it has been handled.
@@ -380,6 +383,16 @@ def _on_revoked(sender: Any = None, request: Any = None, terminated: bool = Fals
             runner.component.cancel(task_id, include_running=terminated)
         except Exception:
             log.exception("task %s: could not record the revoke", task_id)
+
+
+@signals.task_received.connect(weak=False, dispatch_uid="celery_bgtask.received")
+def _on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """In the worker's main process, as each message arrives: note a wake-up's send time for the sweeper."""
+    if getattr(request, "name", None) not in (RUN_TASK, RUN_MANY_TASK):
+        return
+    runner = getattr(getattr(sender, "app", None), "_bgtask_runner", None)
+    if isinstance(runner, Runner):
+        runner.backlog.note(request.request_dict)
 
 
 @signals.worker_process_init.connect(weak=False, dispatch_uid="celery_bgtask.process_init")

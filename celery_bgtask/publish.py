@@ -21,6 +21,9 @@ from typing import Any
 
 from celery import Celery
 
+from .backlog import SENT_HEADER
+from .timeutil import now_ms
+
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
 #: ``(task_id, attempt, queue, task_type)``
@@ -75,6 +78,7 @@ class WakeupSender:
             message_id, task.name, args, kwargs, countdown=countdown, ignore_result=True,
             argsrepr=argsrepr, kwargsrepr=repr(kwargs), **(limits or {}),
         )
+        message.headers[SENT_HEADER] = [queue, now_ms()]  # see ``backlog``
         # ``declare=None`` makes Celery declare the queue (an idempotent broker call, cached
         # per channel but costly in Python); after the first publish to a queue it exists.
         first = queue not in self._declared

@@ -4,8 +4,8 @@ Every ``poll_interval`` it
 - recovers runs whose lease ran out (the process running them died): the task goes back
   to pending for a retry, or fails if it has none left;
 - publishes wake-ups for runnable records of the types this worker handles whose message
-  is missing (a retry that came due, a publish that failed, a type no other worker had)
-  or older than ``redeliver_after``;
+  is missing (a retry that came due, a publish that failed, a type no other worker had),
+  or is older than ``redeliver_after`` and no longer in its queue (``backlog``);
 - every ``cleanup_interval``, deletes records whose retention has passed, in small batches.
 
 Every write is a compare-and-set, so any number of workers can sweep the same database.
@@ -96,18 +96,31 @@ class Sweeper:
         return recovered
 
     def publish_due(self, now: int) -> int:
+        """Publish wake-ups for records that never had one, then for those whose wake-up is
+        older than ``redeliver_after`` and gone from its queue (see ``backlog``)."""
         comp = self.component
-        stale_before = now - comp.settings.redeliver_after
+        types = comp.handler_types()
+        published, broker_up = self._publish_rows(comp.store.due_for_publish(now, None, types, BATCH), now)
+        if not broker_up:
+            return published
+        stale = comp.store.due_for_publish(now, now - comp.settings.redeliver_after, types, BATCH)
+        if stale:
+            gone = comp._runner.backlog.judge(now, comp.settings.redeliver_after)
+            published += self._publish_rows([r for r in stale if gone(r.thread_id, r.enqueued_at)], now)[0]
+        return published
+
+    def _publish_rows(self, rows: list[Any], now: int) -> tuple[int, bool]:
+        """(how many were published, False if the broker failed and the rest were left for next time)."""
+        comp = self.component
         published = 0
-        for row in comp.store.due_for_publish(now, stale_before, comp.handler_types(), BATCH):
+        for row in rows:
             if not comp.store.take_publish(row.id, row.attempt, row.enqueued_at, now):
                 continue
-            if comp._publish(row.id, row.attempt, row.thread_id, row.type):
-                published += 1
-            else:
+            if not comp._publish(row.id, row.attempt, row.thread_id, row.type):
                 comp.store.set_enqueued(row.id, None)
-                break  # the broker is down; try the rest next time
-        return published
+                return published, False
+            published += 1
+        return published, True
 
     def cleanup(self, now: int) -> int:
         store = self.component.store

@@ -286,26 +286,27 @@ class TaskStore:
                     .values(lease_until=lease_until)
                 )
 
-    def due_for_publish(self, now: int, stale_before: int, types: Sequence[str], limit: int) -> list[Row[Any]]:
-        """Runnable records whose wake-up message is missing or stale, of the given types.
+    def due_for_publish(self, now: int, sent_before: int | None, types: Sequence[str], limit: int) -> list[Row[Any]]:
+        """Runnable records of the given types that need a wake-up: never sent (``sent_before``
+        None), or sent before ``sent_before`` and still not claimed, oldest message first.
 
-        Written as four arms (pending, or between iterations; no message, or a stale one),
-        each a range of the index ``(status, enqueued_at, next_run_at)``, so a poll reads
-        only the records it could publish. Filtering all due records by ``enqueued_at``
-        instead read the whole backlog on every poll: 200,000 pending tasks that all had a
-        live message cost about 60 ms a poll (``bench.sweeper_poll``), on every worker, every
-        second; now 3 ms, 0.07 ms of it in PostgreSQL.
+        The two are asked apart so a backlog of the second kind, which the sweeper may leave
+        alone while its messages wait in the queue, never hides a record of the first. Each
+        is two arms (pending, or between iterations), each a range of the index
+        ``(status, enqueued_at, next_run_at)``, so a poll reads only the records it could
+        publish. Filtering all due records by ``enqueued_at`` instead read the whole backlog
+        on every poll: 200,000 pending tasks that all had a live message cost about 60 ms a
+        poll (``bench.sweeper_poll``), on every worker, every second; now 3 ms.
         """
         if not types:
             return []
-        unsent = (c.enqueued_at.is_(None), c.enqueued_at < stale_before)
-        arms = [and_(c.status == PENDING, missing, c.next_run_at <= now) for missing in unsent]
-        arms += [and_(c.status == PROCESSING, missing, c.next_run_at <= now, c.lease_until.is_(None))
-                 for missing in unsent]
+        sent = c.enqueued_at.is_(None) if sent_before is None else c.enqueued_at < sent_before
+        arms = [and_(c.status == PENDING, sent, c.next_run_at <= now),
+                and_(c.status == PROCESSING, sent, c.next_run_at <= now, c.lease_until.is_(None))]
         stmt = (
             select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at)
             .where(or_(*arms), c.type.in_(list(types)))
-            .order_by(c.next_run_at)
+            .order_by(c.next_run_at if sent_before is None else c.enqueued_at)
             .limit(limit)
         )
         with self.engine.connect() as conn:

@@ -50,12 +50,13 @@ def test_due_for_publish_finds_exactly_the_records_without_a_live_message(make_c
     bg = make_component()
     strays = _backlog_and_strays(bg)
     now = now_ms()
-    found = bg.store.due_for_publish(now, now - STALE_AFTER, ["t"], BATCH)
-    expected = {parse_task_id(strays[k]) for k in ("never sent", "stale message", "between iterations")}
-    assert {row.id for row in found} == expected
-    assert {row.type for row in found} == {"t"}
-    assert bg.store.due_for_publish(now, now - STALE_AFTER, [], BATCH) == []
-    assert {row.id for row in bg.store.due_for_publish(now, now - STALE_AFTER, ["t"], 1)} < expected
+    unsent = bg.store.due_for_publish(now, None, ["t"], BATCH)
+    stale = bg.store.due_for_publish(now, now - STALE_AFTER, ["t"], BATCH)
+    assert {row.id for row in unsent} == {parse_task_id(strays[k]) for k in ("never sent", "between iterations")}
+    assert [row.id for row in stale] == [parse_task_id(strays["stale message"])]
+    assert {row.type for row in unsent + stale} == {"t"}
+    assert bg.store.due_for_publish(now, None, [], BATCH) == []
+    assert len(bg.store.due_for_publish(now, None, ["t"], 1)) == 1
 
 
 def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) -> None:
@@ -65,8 +66,12 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
     event.listen(bg.engine, "before_cursor_execute",
                  lambda _conn, _cur, sql, params, *_: statements.append((sql, params)))
     now = now_ms()
-    assert len(bg.store.due_for_publish(now, now - STALE_AFTER, ["t"], BATCH)) == 3
-    sql, params = statements[-1]
+    for sent_before, due in ((None, 2), (now - STALE_AFTER, 1)):
+        assert len(bg.store.due_for_publish(now, sent_before, ["t"], BATCH)) == due
+        _assert_reads_the_index(bg, *statements[-1])
+
+
+def _assert_reads_the_index(bg: Any, sql: str, params: Any) -> None:
     with bg.engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         if bg.engine.dialect.name == "postgresql":
@@ -74,10 +79,10 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
             root = cursor.fetchone()[0][0]["Plan"]
             nodes = list(plan_nodes(root))
             assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
-            # What the server read from the table: the three records and a few it filtered out.
+            # What the server read from the table: the due records and a few it filtered out.
             read = rows_read(root)
             # Reading the backlog would be BACKLOG rows or more.
-            assert read < BACKLOG / 20, f"read {read} rows for 3 due ones in a backlog of {BACKLOG}"
+            assert read < BACKLOG / 20, f"read {read} rows for the due ones in a backlog of {BACKLOG}"
         else:
             cursor.execute("EXPLAIN " + sql, params)
             columns = [d[0] for d in cursor.description]

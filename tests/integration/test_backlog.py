@@ -1,0 +1,87 @@
+"""The sweeper sends a stale wake-up again only when it has left its queue (``backlog``):
+a backlog older than ``redeliver_after`` gets no duplicates, a lost wake-up is still
+recovered. On the embedded default (memory broker) and on Redis."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery_bgtask import TaskStatus
+from celery_bgtask.backlog import FORCE_AFTER_FACTOR, SENT_HEADER, queue_depth
+from celery_bgtask.ids import parse_task_id
+from celery_bgtask.sweeper import Sweeper
+from celery_bgtask.timeutil import now_ms
+from tests.helpers import set_fields, status_of, take_messages, wait_for
+
+REDELIVER = 3_000
+
+
+def _enqueued_at(bg: Any, urn: str) -> int | None:
+    row = bg.store.get(parse_task_id(urn))
+    return None if row is None else row.enqueued_at
+
+
+def test_stale_wakeups_still_in_their_queue_are_not_sent_again(make_component: Any, queue_name: str) -> None:
+    bg = make_component(redeliver_after=REDELIVER)
+    bg.register_handler("t", lambda payload: payload)
+    urns = bg.create_many("t", [{"n": n} for n in range(5)])
+    now = now_ms()
+    for urn in urns:
+        set_fields(bg, urn, enqueued_at=now - 2 * REDELIVER)  # stale, but its message waits in the queue
+    forced = bg.create("t", {"n": "forced"})
+    set_fields(bg, forced, enqueued_at=now - FORCE_AFTER_FACTOR * REDELIVER - 1000)
+
+    published = Sweeper(bg).publish_due(now_ms())
+
+    assert published == 1  # only the one old enough to be sent whatever the queue looks like
+    messages = take_messages(bg.app, queue_name)
+    ids = [args[0] for _, args, _ in messages]
+    assert sorted(ids) == sorted([parse_task_id(u) for u in urns] + [parse_task_id(forced)] * 2)
+    assert [_enqueued_at(bg, u) for u in urns] == [now - 2 * REDELIVER] * 5
+    assert all(headers[SENT_HEADER][0] == queue_name for headers, _, _ in messages)
+
+
+def test_a_stale_wakeup_is_sent_again_once_its_queue_is_empty(make_component: Any, queue_name: str) -> None:
+    bg = make_component(redeliver_after=REDELIVER)
+    bg.register_handler("t", lambda payload: payload)
+    urns = bg.create_many("t", [{"n": n} for n in range(3)])
+    assert len(take_messages(bg.app, queue_name)) == 3  # the messages are lost
+    assert queue_depth(bg.app, queue_name) == 0
+    now = now_ms()
+    for urn in urns:
+        set_fields(bg, urn, enqueued_at=now - 2 * REDELIVER)
+
+    assert Sweeper(bg).publish_due(now_ms()) == 3
+
+    again = take_messages(bg.app, queue_name)
+    assert sorted(args[0] for _, args, _ in again) == sorted(parse_task_id(u) for u in urns)
+    assert all(_enqueued_at(bg, u) != now - 2 * REDELIVER for u in urns)
+
+
+def test_a_lost_wakeup_is_recovered_while_its_queue_stays_busy(
+    make_component: Any, celery_app_factory: Any, worker: Any, queue_name: str
+) -> None:
+    """The worker has received a wake-up sent after the lost one, so (FIFO) the lost one had
+    left the queue: it is sent again although the queue is not empty."""
+    release = threading.Event()
+    bg = make_component(celery_app_factory(worker_prefetch_multiplier=1), redeliver_after=REDELIVER,
+                        default_retain_for=600_000)
+    bg.register_handler("block", lambda payload: release.wait(30))
+    bg.register_handler("quick", lambda payload: "done")
+    lost = bg.create("quick", {"lost": True})
+    assert len(take_messages(bg.app, queue_name)) == 1
+    aged = now_ms() - 10_000  # stale, older than the send margin, far from the forced bound
+    set_fields(bg, lost, enqueued_at=aged)
+    blockers = bg.create_many("block", [{"n": n} for n in range(3)])
+
+    with worker(bg.app, concurrency=1):
+        try:
+            wait_for(lambda: status_of(bg, blockers[0]) is TaskStatus.PROCESSING, what="the first blocker")
+            wait_for(lambda: _enqueued_at(bg, lost) != aged, what="the lost wake-up to be sent again")
+            assert status_of(bg, blockers[2]) is TaskStatus.PENDING
+            assert (queue_depth(bg.app, queue_name) or 0) >= 2  # the queue was busy all along
+        finally:
+            release.set()
+        wait_for(lambda: status_of(bg, lost) is TaskStatus.SUCCESS, what="the lost task to run")
+        wait_for(lambda: all(status_of(bg, u) is TaskStatus.SUCCESS for u in blockers), what="the blockers")
