@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union_all,
     update,
 )
 
@@ -288,29 +289,36 @@ class TaskStore:
 
     def due_for_publish(self, now: int, sent_before: int | None, types: Sequence[str], limit: int) -> list[Row[Any]]:
         """Runnable records of the given types that need a wake-up: never sent (``sent_before``
-        None), or sent before ``sent_before`` and still not claimed, oldest message first.
+        None; earliest due first), or sent before ``sent_before`` and still not claimed
+        (oldest message first).
 
         The two are asked apart so a backlog of the second kind, which the sweeper may leave
         alone while its messages wait in the queue, never hides a record of the first. Each
-        is two arms (pending, or between iterations), each a range of the index
-        ``(status, enqueued_at, next_run_at)``, so a poll reads only the records it could
-        publish. Filtering all due records by ``enqueued_at`` instead read the whole backlog
-        on every poll: 200,000 pending tasks that all had a live message cost about 60 ms a
-        poll (``bench.sweeper_poll``), on every worker, every second; now 3 ms.
+        is the union of two ordered, limited range scans of the index ``(status,
+        enqueued_at, next_run_at)`` (pending; between iterations), so a poll reads at most
+        ``limit`` records of each whatever the backlog. Filtering all due records by
+        ``enqueued_at`` read the whole backlog on every poll: 200,000 pending tasks cost
+        about 60 ms a poll (``bench.sweeper_poll``), on every worker, every second; so did
+        one OR of the two arms ordered by ``enqueued_at`` once the whole backlog was stale
+        (PostgreSQL chose a sequential scan and a sort, 62 ms a poll). Now 0.05-0.3 ms of
+        server time a query.
         """
         if not types:
             return []
         sent = c.enqueued_at.is_(None) if sent_before is None else c.enqueued_at < sent_before
-        arms = [and_(c.status == PENDING, sent, c.next_run_at <= now),
-                and_(c.status == PROCESSING, sent, c.next_run_at <= now, c.lease_until.is_(None))]
-        stmt = (
-            select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at)
-            .where(or_(*arms), c.type.in_(list(types)))
-            .order_by(c.next_run_at if sent_before is None else c.enqueued_at)
+        order = c.next_run_at if sent_before is None else c.enqueued_at
+        arms = [
+            select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at, order.label("o"))
+            .where(status, sent, c.next_run_at <= now, c.type.in_(list(types)))
+            .order_by(order)
             .limit(limit)
-        )
+            .subquery()
+            for status in (c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
+        ]
+        both = union_all(*(select(arm) for arm in arms)).subquery()
+        stmt = select(both.c.id, both.c.type, both.c.thread_id, both.c.attempt, both.c.enqueued_at)
         with self.engine.connect() as conn:
-            return list(conn.execute(stmt))
+            return list(conn.execute(stmt.order_by(both.c.o).limit(limit)))
 
     def take_publish(self, task_id: str, attempt: int, old_enqueued: int | None, now: int) -> bool:
         """Compare-and-set ``enqueued_at`` so one sweeper publishes a given wake-up."""

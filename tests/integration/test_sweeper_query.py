@@ -86,8 +86,47 @@ def _assert_reads_the_index(bg: Any, sql: str, params: Any) -> None:
         else:
             cursor.execute("EXPLAIN " + sql, params)
             columns = [d[0] for d in cursor.description]
-            row = dict(zip(columns, cursor.fetchone(), strict=True))
-            assert row["key"] == "ix_bgtask_tasks_unsent", row
-            assert int(row["rows"]) < BACKLOG / 20, row
+            plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            reads = [row for row in plan if row["table"] == "bgtask_tasks"]
+            assert len(reads) == 2, plan  # one range scan for each arm
+            for row in reads:
+                assert row["key"] == "ix_bgtask_tasks_unsent", plan
+                assert int(row["rows"]) < BACKLOG / 20, plan
         cursor.close()
 
+
+
+def test_a_stale_backlog_is_read_a_batch_at_a_time_oldest_first(make_component: Any) -> None:
+    """The whole backlog older than redeliver_after (its messages still queued): a poll reads
+    one batch in index order, not every stale record and a sort."""
+    bg = make_component()
+    _backlog_and_strays(bg)
+    with bg.engine.begin() as conn:
+        conn.execute(text("UPDATE bgtask_tasks SET enqueued_at = enqueued_at - :age WHERE enqueued_at IS NOT NULL"),
+                     {"age": 2 * STALE_AFTER})
+    with bg.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE bgtask_tasks" if bg.engine.dialect.name == "postgresql"
+                          else "ANALYZE TABLE bgtask_tasks"))
+    statements: list[tuple[str, Any]] = []
+    event.listen(bg.engine, "before_cursor_execute",
+                 lambda _conn, _cur, sql, params, *_: statements.append((sql, params)))
+    now = now_ms()
+    found = bg.store.due_for_publish(now, now - STALE_AFTER, ["t"], 50)
+    assert len(found) == 50
+    assert [row.enqueued_at for row in found] == sorted(row.enqueued_at for row in found)
+    sql, params = statements[-1]
+    with bg.engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        if bg.engine.dialect.name == "postgresql":
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            root = cursor.fetchone()[0][0]["Plan"]
+            assert not [n for n in plan_nodes(root) if n["Node Type"] in ("Seq Scan", "Sort")], root
+            assert rows_read(root) <= 3 * 50, root
+        else:
+            cursor.execute("EXPLAIN " + sql, params)
+            columns = [d[0] for d in cursor.description]
+            plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            reads = [row for row in plan if row["table"] == "bgtask_tasks"]
+            assert len(reads) == 2 and all(row["key"] == "ix_bgtask_tasks_unsent" for row in reads), plan
+            assert not [row for row in reads if "filesort" in (row["Extra"] or "")], plan
+        cursor.close()
