@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
@@ -154,12 +154,7 @@ class Runner:
     # -- producing ----------------------------------------------------------------
     def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
                 task_type: str | None = None) -> bool:
-        try:
-            self.sender.send((task_id, attempt, queue, task_type), countdown)
-            return True
-        except Exception as exc:
-            log.warning("could not publish task %s (%s); the sweeper will publish it", task_id, exc)
-            return False
+        return _sent(lambda: self.sender.send((task_id, attempt, queue, task_type), countdown), f"task {task_id}")
 
     def publish_many(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
         """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
@@ -168,12 +163,7 @@ class Runner:
         all of them and the sweeper publishes them again (a duplicate wake-up is harmless:
         its claim fails the attempt fence).
         """
-        try:
-            self.sender.send_many(wakeups, chunk_size)
-            return True
-        except Exception as exc:
-            log.warning("could not publish %d tasks (%s); the sweeper will publish them", len(wakeups), exc)
-            return False
+        return _sent(lambda: self.sender.send_many(wakeups, chunk_size), f"{len(wakeups)} tasks")
 
     # -- running ------------------------------------------------------------------
     def execute(self, task: Any, task_id: str, attempt: int, task_type: str | None) -> Any:
@@ -301,6 +291,16 @@ class Runner:
             # this process dies first, the sweeper republishes it after ``redeliver_after``.
             self.component.store.set_enqueued(row.id, None)
         self.component._finish_retention(row)
+
+
+def _sent(send: Callable[[], None], what: str) -> bool:
+    """Run a publish; a failure is logged, not raised, and the sweeper sends what was not sent."""
+    try:
+        send()
+        return True
+    except Exception as exc:
+        log.warning("could not publish %s (%s); the sweeper will publish it", what, exc)
+        return False
 
 
 def _runner_for(sender: Any, names: tuple[str, ...] = (RUN_TASK,)) -> Runner | None:
