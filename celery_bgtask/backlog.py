@@ -76,9 +76,14 @@ class Backlog:
 
 
 def queue_depth(app: Celery, queue: str) -> int | None:
-    """Messages ready in ``queue``, or None when the broker cannot say."""
+    """Messages ready in ``queue``, or None when the broker cannot say.
+
+    A passive ``queue_declare`` on a channel of its own, over a connection of the app's
+    pool (not a new connection every sweep); a broker that closes the channel for a
+    missing queue leaves the connection usable.
+    """
     try:
-        with app.connection_for_read() as conn:
+        with app.pool.acquire(block=True, timeout=5) as conn:
             channel = conn.channel()
             try:
                 return int(channel.queue_declare(queue=queue, passive=True).message_count)

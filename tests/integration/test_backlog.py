@@ -5,16 +5,30 @@ recovered. On the embedded default (memory broker) and on Redis."""
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from celery import Celery
+from kombu import Queue
 
 from celery_bgtask import TaskStatus
 from celery_bgtask.backlog import FORCE_AFTER_FACTOR, SENT_HEADER, queue_depth
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import set_fields, status_of, take_messages, wait_for
+from tests.helpers import require_service, set_fields, status_of, take_messages, wait_for
 
 REDELIVER = 3_000
+
+
+@pytest.fixture
+def rabbitmq_app() -> Iterator[Celery]:
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    app = Celery("depth", broker="amqp://guest:guest@127.0.0.1:5672//", set_as_current=False)
+    yield app
+    app.close()
 
 
 def _enqueued_at(bg: Any, urn: str) -> int | None:
@@ -85,3 +99,21 @@ def test_a_lost_wakeup_is_recovered_while_its_queue_stays_busy(
             release.set()
         wait_for(lambda: status_of(bg, lost) is TaskStatus.SUCCESS, what="the lost task to run")
         wait_for(lambda: all(status_of(bg, u) is TaskStatus.SUCCESS for u in blockers), what="the blockers")
+
+
+def test_queue_depth_on_rabbitmq(rabbitmq_app: Any) -> None:
+    """AMQP answers a passive declare with the count of ready messages, and closes the channel
+    for a queue that does not exist: counted as empty, and the pooled connection still works."""
+    queue = f"bgtask-depth-{uuid.uuid4().hex[:8]}"
+    assert queue_depth(rabbitmq_app, queue) == 0  # no such queue
+    with rabbitmq_app.connection_for_write() as conn:
+        declared = Queue(queue, routing_key=queue, auto_delete=True, durable=False)
+        with conn.Producer() as producer:
+            for n in range(3):
+                producer.publish({"n": n}, routing_key=queue, declare=[declared], serializer="json")
+        try:
+            assert wait_for(lambda: queue_depth(rabbitmq_app, queue) == 3, what="three ready messages")
+            assert queue_depth(rabbitmq_app, f"{queue}-missing") == 0
+            assert queue_depth(rabbitmq_app, queue) == 3
+        finally:
+            declared.bind(conn.default_channel).delete()
