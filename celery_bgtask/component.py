@@ -19,6 +19,7 @@ from .errors import TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
 from .ids import new_id, parse_task_id, to_urn
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
+from .publish import Wakeup
 from .records import retain_until, row_to_task
 from .store import cursor as cursors
 from .store.engine import make_engine
@@ -91,11 +92,12 @@ class BackgroundTaskComponent(DefinitionsMixin):
             self._secret = installation_secret(self.engine)
         return self._secret
 
-    def _publish(
-        self, task_id: str, attempt: int, queue: str, task_type: str, countdown: float | None = None
-    ) -> bool:
-        """Send the wake-up message. A failure is logged, not raised: the sweeper republishes."""
-        return self._runner.publish(task_id, attempt, queue, countdown, task_type)
+    def _publish(self, task_id: str, attempt: int, queue: str, task_type: str, enqueued_at: int) -> bool:
+        """Send the wake-up message whose stamp the record holds in ``enqueued_at``.
+
+        A failure is logged, not raised: the sweeper republishes.
+        """
+        return self._runner.publish(task_id, attempt, queue, None, task_type, enqueued_at)
 
     def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None:
         spec = self._handlers.get(row.type)
@@ -216,8 +218,15 @@ class BackgroundTaskComponent(DefinitionsMixin):
     def _commit_and_publish(self, rows: Sequence[dict[str, Any]], chunk_size: int = 1) -> None:
         """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
         self._ensure()
+        # Stamped now, after validation and hooks, just before the INSERT and the publish: the
+        # messages carry the stamp, and the sweeper compares the two (``backlog``).
+        stamp = now_ms()
         # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
-        due = [(r["id"], 0, r["thread_id"], r["type"]) for r in rows if r["enqueued_at"] is not None]
+        due: list[Wakeup] = []
+        for r in rows:
+            if r["enqueued_at"] is not None:
+                r["enqueued_at"] = stamp
+                due.append((r["id"], 0, r["thread_id"], r["type"], stamp))
         self.store.insert(rows)
         if due and not self._runner.publish_many(due, chunk_size):
             self.store.set_enqueued_many([d[0] for d in due], None)
@@ -401,6 +410,6 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if waiting is None:
             log.info("task %s (type %s) requeued from failed", bare, row.type)
             self._notify(row)
-        if not self._publish(bare, row.attempt, row.thread_id, row.type):
+        if not self._publish(bare, row.attempt, row.thread_id, row.type, now):
             self.store.set_enqueued(bare, None)
         return True

@@ -153,8 +153,10 @@ class Runner:
 
     # -- producing ----------------------------------------------------------------
     def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
-                task_type: str | None = None) -> bool:
-        return _sent(lambda: self.sender.send((task_id, attempt, queue, task_type), countdown), f"task {task_id}")
+                task_type: str | None = None, enqueued_at: int | None = None) -> bool:
+        """Send one wake-up; ``enqueued_at`` is the stamp the record holds (or is about to) for it."""
+        wakeup = (task_id, attempt, queue, task_type, enqueued_at)
+        return _sent(lambda: self.sender.send(wakeup, countdown), f"task {task_id}")
 
     def publish_many(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
         """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
@@ -261,7 +263,7 @@ class Runner:
             return None
         log.info("task %s (type %s) %s", task_id, task_type, "pending for retry" if kind == "retry" else kind)
         if kind == "continue":
-            if not self.publish(task_id, attempt, new.thread_id, outcome.wait or None, task_type):
+            if not self.publish(task_id, attempt, new.thread_id, outcome.wait or None, task_type, now):
                 comp.store.set_enqueued(task_id, None)
             else:
                 comp.store.set_enqueued(task_id, now)

@@ -26,13 +26,14 @@ from .timeutil import now_ms
 
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
-#: ``(task_id, attempt, queue, task_type)``
-Wakeup = tuple[str, int, str, str | None]
+#: ``(task_id, attempt, queue, task_type, enqueued_at)``: ``enqueued_at`` is the stamp the
+#: record holds for this wake-up (None: now), which the message carries (``backlog``).
+Wakeup = tuple[str, int, str, str | None, int | None]
 
 
 def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
-    """Consecutive wake-ups of one queue and type, at most ``size`` at a time."""
-    for _, same in groupby(wakeups, key=lambda w: (w[2], w[3])):
+    """Consecutive wake-ups of one queue, type and stamp, at most ``size`` at a time."""
+    for _, same in groupby(wakeups, key=lambda w: (w[2], w[3], w[4])):
         while chunk := list(islice(same, size)):
             yield chunk
 
@@ -48,8 +49,8 @@ class WakeupSender:
         return bool(getattr(producer, "supports_batch_publish", False)) and hasattr(producer, "batch")
 
     def _send(self, producer: Any, wakeup: Wakeup, countdown: float | None, retry: bool = True) -> None:
-        task_id, attempt, queue, task_type = wakeup
-        self._message(producer, self.task, task_id, (task_id, attempt), task_type, queue, countdown, retry,
+        task_id, attempt, queue, task_type, stamp = wakeup
+        self._message(producer, self.task, task_id, (task_id, attempt), task_type, queue, stamp, countdown, retry,
                       repr((task_id, attempt)))
 
     def _send_chunk(self, producer: Any, chunk: Sequence[Wakeup], retry: bool) -> None:
@@ -57,17 +58,17 @@ class WakeupSender:
         if len(chunk) == 1:
             self._send(producer, chunk[0], None, retry)
             return
-        items = [[task_id, attempt] for task_id, attempt, _, _ in chunk]
-        _, _, queue, task_type = chunk[0]
+        items = [[task_id, attempt] for task_id, attempt, _, _, _ in chunk]
+        _, _, queue, task_type, stamp = chunk[0]
         # Celery's time limits are per message: a chunk of n tasks gets n times a task's.
         limits = {name: per_task * len(items) for name in ("time_limit", "soft_time_limit")
                   if (per_task := getattr(self.task, name, None))}
         # Its own message id: a record's id stays the id of that record's single wake-ups.
-        self._message(producer, self.many_task, uuid.uuid4().hex, (items,), task_type, queue, None, retry,
+        self._message(producer, self.many_task, uuid.uuid4().hex, (items,), task_type, queue, stamp, None, retry,
                       f"([{len(items)} tasks: {items[0][0]} ... {items[-1][0]}],)", limits)
 
     def _message(self, producer: Any, task: Any, message_id: str, args: tuple[Any, ...], task_type: str | None,
-                 queue: str, countdown: float | None, retry: bool, argsrepr: str,
+                 queue: str, stamp: int | None, countdown: float | None, retry: bool, argsrepr: str,
                  limits: dict[str, float] | None = None) -> None:
         kwargs = {"task_type": task_type} if task_type else {}
         if self.app.conf.task_always_eager:
@@ -78,7 +79,7 @@ class WakeupSender:
             message_id, task.name, args, kwargs, countdown=countdown, ignore_result=True,
             argsrepr=argsrepr, kwargsrepr=repr(kwargs), **(limits or {}),
         )
-        message.headers[SENT_HEADER] = [queue, now_ms()]  # see ``backlog``
+        message.headers[SENT_HEADER] = [queue, now_ms() if stamp is None else stamp]  # see ``backlog``
         # ``declare=None`` makes Celery declare the queue (an idempotent broker call, cached
         # per channel but costly in Python); after the first publish to a queue it exists.
         first = queue not in self._declared

@@ -26,6 +26,7 @@ from .errors import BgTaskError
 from .execution import Runner
 from .ids import to_urn
 from .models import ScheduledTaskInfo, ScheduledTaskTime
+from .publish import Wakeup
 from .schedule_callbacks import callback_ref
 from .schedule_times import next_after, plan_times
 from .scheduled_run import SCHEDULED_TYPE
@@ -196,9 +197,10 @@ class TaskSchedulerComponent:
                          d.schedule_id, d.position, d.next_trigger_time, row["id"])
             # One batch over one producer (one Redis pipeline). If it fails, the records keep
             # no enqueued_at, and the worker sweeper publishes them once the broker is back.
-            wakeups = [(row["id"], 0, row["thread_id"], SCHEDULED_TYPE) for _, row in claimed.won]
+            stamp = now_ms()
+            wakeups: list[Wakeup] = [(row["id"], 0, row["thread_id"], SCHEDULED_TYPE, stamp) for _, row in claimed.won]
             if wakeups and self.background._runner.publish_many(wakeups):
-                self.background.store.set_enqueued_many([w[0] for w in wakeups], now_ms(), hint=True)
+                self.background.store.set_enqueued_many([w[0] for w in wakeups], stamp, hint=True)
             fired.extend(to_urn(row["id"]) for _, row in claimed.won)
             if claimed.read < BATCH:
                 break

@@ -76,29 +76,60 @@ def test_a_stale_wakeup_is_sent_again_once_its_queue_is_empty(make_component: An
 def test_a_lost_wakeup_is_recovered_while_its_queue_stays_busy(
     make_component: Any, celery_app_factory: Any, worker: Any, queue_name: str
 ) -> None:
-    """The worker has received a wake-up sent after the lost one, so (FIFO) the lost one had
-    left the queue: it is sent again although the queue is not empty."""
+    """The worker has received a wake-up stamped after the lost one, so (FIFO) the lost one
+    had left the queue: it is sent again although the queue is not empty."""
     release = threading.Event()
-    bg = make_component(celery_app_factory(worker_prefetch_multiplier=1), redeliver_after=REDELIVER,
+    redeliver = 10_000  # the forced bound (12x) stays two minutes away: only FIFO can act in time
+    bg = make_component(celery_app_factory(worker_prefetch_multiplier=1), redeliver_after=redeliver,
                         default_retain_for=600_000)
     bg.register_handler("block", lambda payload: release.wait(30))
     bg.register_handler("quick", lambda payload: "done")
     lost = bg.create("quick", {"lost": True})
     assert len(take_messages(bg.app, queue_name)) == 1
-    aged = now_ms() - 10_000  # stale, older than the send margin, far from the forced bound
+    aged = now_ms() - 2 * redeliver  # stale, and older than the stamp margin
     set_fields(bg, lost, enqueued_at=aged)
     blockers = bg.create_many("block", [{"n": n} for n in range(3)])
 
     with worker(bg.app, concurrency=1):
         try:
             wait_for(lambda: status_of(bg, blockers[0]) is TaskStatus.PROCESSING, what="the first blocker")
-            wait_for(lambda: _enqueued_at(bg, lost) != aged, what="the lost wake-up to be sent again")
-            assert status_of(bg, blockers[2]) is TaskStatus.PENDING
-            assert (queue_depth(bg.app, queue_name) or 0) >= 2  # the queue was busy all along
+            # One message at a time and that one running: the other two wait in the queue.
+            assert [status_of(bg, u) for u in blockers[1:]] == [TaskStatus.PENDING] * 2
+            assert (queue_depth(bg.app, queue_name) or 0) >= 1
+            wait_for(lambda: _enqueued_at(bg, lost) != aged, timeout=15, what="the lost wake-up to be sent again")
         finally:
             release.set()
         wait_for(lambda: status_of(bg, lost) is TaskStatus.SUCCESS, what="the lost task to run")
         wait_for(lambda: all(status_of(bg, u) is TaskStatus.SUCCESS for u in blockers), what="the blockers")
+
+
+def test_each_wakeup_carries_the_stamp_its_record_holds(make_component: Any, queue_name: str) -> None:
+    """The stamp in the header is the record's ``enqueued_at``, one stamp for a whole batch, so
+    the wake-ups of one slow batch never make each other look gone."""
+    bg = make_component(redeliver_after=REDELIVER)
+    bg.register_handler("t", lambda payload: payload)
+    one = bg.create("t", {"n": "one"})
+    batch = bg.create_many("t", [{"n": n} for n in range(4)], chunk_size=2)
+    messages = take_messages(bg.app, queue_name)
+    assert len(messages) == 3  # one, and two chunks
+    stamps = {urn: _enqueued_at(bg, urn) for urn in [one, *batch]}
+    assert len({stamps[u] for u in batch}) == 1
+    assert [headers[SENT_HEADER] for headers, _, _ in messages] == [
+        [queue_name, stamps[one]], [queue_name, stamps[batch[0]]], [queue_name, stamps[batch[0]]]]
+
+    set_fields(bg, one, enqueued_at=now_ms() - 2 * REDELIVER)
+    assert Sweeper(bg).publish_due(now_ms()) == 1  # the queue is empty now
+    [(headers, args, _)] = take_messages(bg.app, queue_name)
+    assert args[0] == parse_task_id(one) and headers[SENT_HEADER] == [queue_name, _enqueued_at(bg, one)]
+
+
+def test_queue_depth_is_unknown_when_the_broker_does_not_answer() -> None:
+    app = Celery("nobroker", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    app.conf.broker_connection_timeout = 0.5
+    try:
+        assert queue_depth(app, "anything") is None
+    finally:
+        app.close()
 
 
 def test_queue_depth_on_rabbitmq(rabbitmq_app: Any) -> None:
