@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 500
-#: At most this many batches of stale records a sweep, each leaving out the queues found busy.
-MAX_STALE_PASSES = 4
 CLEANUP_BATCHES = 20
 
 
@@ -105,21 +103,10 @@ class Sweeper:
         published, broker_up = self._publish_rows(comp.store.due_for_publish(now, None, types, BATCH), now)
         if not broker_up:
             return published
-        gone = comp._runner.backlog.judge(now, comp.settings.redeliver_after)
-        waiting: set[str] = set()  # queues whose stale wake-ups still wait there
-        for _ in range(MAX_STALE_PASSES):
-            stale = comp.store.due_for_publish(now, now - comp.settings.redeliver_after, types, BATCH,
-                                               skip_queues=waiting)
-            resend = [r for r in stale if gone(r.thread_id, r.enqueued_at)]
-            sent, broker_up = self._publish_rows(resend, now)
-            published += sent
-            # Within a queue, what is gone is the oldest part (every rule is monotonic in the
-            # stamp), so a queue with one waiting wake-up has nothing gone after it: leave such
-            # queues out and look again, so one busy queue never hides another's lost wake-ups.
-            blocked = {r.thread_id for r in stale} - {r.thread_id for r in resend} - waiting
-            if not broker_up or len(stale) < BATCH or not blocked:
-                break
-            waiting |= blocked
+        stale = comp.store.due_for_publish(now, now - comp.settings.redeliver_after, types, BATCH)
+        if stale:
+            gone = comp._runner.backlog.judge(now, comp.settings.redeliver_after)
+            published += self._publish_rows([r for r in stale if gone(r.thread_id, r.enqueued_at)], now)[0]
         return published
 
     def _publish_rows(self, rows: list[Any], now: int) -> tuple[int, bool]:

@@ -8,7 +8,7 @@ are harmless: exactly one of them sees ``rowcount == 1``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -287,11 +287,10 @@ class TaskStore:
                     .values(lease_until=lease_until)
                 )
 
-    def due_for_publish(self, now: int, sent_before: int | None, types: Sequence[str], limit: int,
-                        skip_queues: Collection[str] = ()) -> list[Row[Any]]:
+    def due_for_publish(self, now: int, sent_before: int | None, types: Sequence[str], limit: int) -> list[Row[Any]]:
         """Runnable records of the given types that need a wake-up: never sent (``sent_before``
         None; earliest due first), or sent before ``sent_before`` and still not claimed
-        (oldest message first). ``skip_queues``: leave out records of these queues.
+        (oldest message first).
 
         The two are asked apart so a backlog of the second kind, which the sweeper may leave
         alone while its messages wait in the queue, never hides a record of the first. Each
@@ -308,12 +307,9 @@ class TaskStore:
             return []
         sent = c.enqueued_at.is_(None) if sent_before is None else c.enqueued_at < sent_before
         order = c.next_run_at if sent_before is None else c.enqueued_at
-        where = [sent, c.next_run_at <= now, c.type.in_(list(types))]
-        if skip_queues:
-            where.append(c.thread_id.not_in(list(skip_queues)))
         arms = [
             select(c.id, c.type, c.thread_id, c.attempt, c.enqueued_at, order.label("o"))
-            .where(status, *where)
+            .where(status, sent, c.next_run_at <= now, c.type.in_(list(types)))
             .order_by(order)
             .limit(limit)
             .subquery()

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from celery import Celery
 from kombu import Queue
-from sqlalchemy import text
 
 from celery_bgtask import TaskStatus
 from celery_bgtask.backlog import FORCE_AFTER_FACTOR, SENT_HEADER, queue_depth
 from celery_bgtask.ids import parse_task_id
-from celery_bgtask.sweeper import BATCH, Sweeper
+from celery_bgtask.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import require_service, set_fields, status_of, take_messages, wait_for
 
@@ -72,29 +71,6 @@ def test_a_stale_wakeup_is_sent_again_once_its_queue_is_empty(make_component: An
     again = take_messages(bg.app, queue_name)
     assert sorted(args[0] for _, args, _ in again) == sorted(parse_task_id(u) for u in urns)
     assert all(_enqueued_at(bg, u) != now - 2 * REDELIVER for u in urns)
-
-
-def test_a_busy_queue_does_not_hide_another_queues_lost_wakeup(make_component: Any, queue_name: str) -> None:
-    """More than a batch of older stale records wait in one queue; a lost wake-up of another,
-    empty, queue is still found and sent again in the same sweep."""
-    bg = make_component(redeliver_after=REDELIVER)
-    bg.register_handler("t", lambda payload: payload)
-    other_queue = f"{queue_name}-other"
-    other = make_component(redeliver_after=REDELIVER, queue=other_queue)  # another app: one component per app
-    waiting = bg.create_many("t", [{"n": n} for n in range(BATCH + 10)])
-    lost = other.create("t", {"lost": True})
-    assert len(take_messages(bg.app, other_queue)) == 1
-    now = now_ms()
-    with bg.engine.begin() as conn:
-        conn.execute(text("UPDATE bgtask_tasks SET enqueued_at = :at WHERE thread_id = :q"),
-                     {"at": now - 3 * REDELIVER, "q": queue_name})
-    set_fields(bg, lost, enqueued_at=now - 2 * REDELIVER)  # stale, but newer than the whole busy queue
-
-    assert Sweeper(bg).publish_due(now_ms()) == 1
-
-    [(_, args, _)] = take_messages(bg.app, other_queue)
-    assert args[0] == parse_task_id(lost)
-    assert queue_depth(bg.app, queue_name) == len(waiting)  # none of the busy queue's sent again
 
 
 def test_a_lost_wakeup_is_recovered_while_its_queue_stays_busy(
