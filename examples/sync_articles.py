@@ -8,6 +8,7 @@ in-process Celery worker, and finishes by itself in a second or two:
   offset, which is committed, so a crashed worker would resume from there;
 - ``on_before_trigger`` refuses a second sync while one is running;
 - a second, delayed sync is aborted before it starts;
+- ``create_many`` with the definition's id refuses a batch with one bad input;
 - the hooks print what a real deployment would notify another system about.
 """
 
@@ -20,7 +21,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from pydantic import BaseModel
 
-from celery_bgtask import BackgroundTask, BackgroundTaskComponent, TaskContext, TaskStatus
+from celery_bgtask import BackgroundTask, BackgroundTaskComponent, TaskContext, TaskStatus, TaskValidationError
 
 app = Celery("sync_articles")  # no broker configured: celery_bgtask picks memory://
 bg = BackgroundTaskComponent(app, default_retain_for=-1, poll_interval=100)
@@ -109,6 +110,13 @@ def main() -> None:
 
     for done in (urn, later):
         bg.remove(done)
+
+    # create_many with a definition's id validates every input as trigger does: all or nothing.
+    try:
+        bg.create_many("syncArticles", [{"offset": 0}, {"offset": "lots"}])
+    except TaskValidationError as exc:
+        print("create_many refused a bad input, nothing written:", exc)
+    assert not bg.query(task_type="syncArticles").entities
     assert task.status is TaskStatus.SUCCESS and synced == ARTICLES
 
 
