@@ -16,6 +16,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_bare_id(value: str) -> bool:
+    """Whether ``value`` has the form of a bare record id (32 lowercase hex digits)."""
+    return bool(_HEX32.match(value))
+
+
 def to_urn(task_id: str) -> str:
     return f"{NAMESPACE}:{task_id}"
 

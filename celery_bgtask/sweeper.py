@@ -6,7 +6,9 @@ Every ``poll_interval`` it
 - publishes wake-ups for runnable records of the types this worker handles whose message
   is missing (a retry that came due, a publish that failed, a type no other worker had),
   or is older than ``redeliver_after`` and no longer in its queue (``backlog``);
-- every ``cleanup_interval``, deletes records whose retention has passed, in small batches.
+- every ``cleanup_interval``, deletes records whose retention has passed, in small batches;
+- cancels the pending records whose ids the worker has been told to revoke since the last
+  poll, so a revoke is kept in the database, not only in the worker's memory.
 
 Every write is a compare-and-set, so any number of workers can sweep the same database.
 """
@@ -18,7 +20,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, bootsteps
+from celery.worker import state as worker_state
 
+from .ids import is_bare_id
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
 from .store.tasks import PROCESSING, c
@@ -39,6 +43,7 @@ class Sweeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_cleanup = 0
+        self._revoked_seen: set[str] = set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -62,11 +67,37 @@ class Sweeper:
     def sweep(self) -> None:
         self.component._ensure()
         now = now_ms()
+        self.cancel_revoked()
         self.recover_expired(now)
         self.publish_due(now)
         if now >= self._next_cleanup:
             self.cleanup(now)
             self._next_cleanup = now + self.component.settings.cleanup_interval
+
+    def cancel_revoked(self) -> int:
+        """Cancel the pending records of the ids revoked in this worker since the last poll.
+
+        Celery keeps revoked ids in each worker's memory and acts on one only when a message
+        with that id arrives. A task sent in a chunk has no message of its own, and a task
+        due later (a retry, a delayed trigger) gets its message only when due, by which time
+        the worker may have restarted and forgotten the revoke. Every worker receives the
+        broadcast, so the first sweep to see it records it; the others find nothing to change.
+        """
+        try:
+            current = {str(task_id) for task_id in worker_state.revoked}
+        except RuntimeError:  # changed while read (the consumer adds revokes): next poll
+            return 0
+        new = sorted(current - self._revoked_seen)
+        self._revoked_seen &= current  # forget what Celery has forgotten
+        cancelled = 0
+        for task_id in new:
+            # Not one of ours if not a bare id (a chunk's id is one, and finds no record). A
+            # database error propagates here: the ids not yet seen are tried next poll.
+            if is_bare_id(task_id) and self.component.cancel(task_id):
+                cancelled += 1
+                log.info("task %s cancelled: its id was revoked", task_id)
+            self._revoked_seen.add(task_id)
+        return cancelled
 
     def recover_expired(self, now: int) -> int:
         comp = self.component

@@ -305,10 +305,9 @@ def test_a_celery_revoke_is_not_lost_it_cancels_the_record(make_component: Any, 
     with worker(bg.app):
         wait_for(lambda: status_of(bg, urn) == TaskStatus.PENDING and handlers.runs["rv"] == 1, what="waiting retry")
         bg.app.control.revoke(bare)  # plain Celery revoke, by the id the message carries
-        wait_for(lambda: any(bare in ids for ids in (bg.app.control.inspect(timeout=1).revoked() or {}).values()),
-                 what="revoke seen by the worker")
-        assert bg.retry(urn) is True  # the wake-up for the retry now reaches a worker that has revoked it
+        # The worker's sweeper records it at once, while the retry still waits (no message yet).
         wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, what="revoke recorded as cancelled")
+        assert bg.retry(urn) is False  # nothing waits any more
     assert handlers.runs["rv"] == 1
     assert seen[-1] == ("cancelled", 0)
 
