@@ -92,6 +92,28 @@ def test_a_worker_killed_mid_chunk_loses_no_task_and_reruns_no_finished_one(
     assert hung is not None and hung.result == "done on attempt 2"
 
 
+def test_a_revoke_with_terminate_cancels_the_running_task_and_it_never_runs_again(
+    bg: BackgroundTaskComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    """``revoke(id, terminate=True)`` on a prefork worker: Celery kills the pool process running
+    it, the record becomes ``cancelled`` at once (not failed by the lease running out), and
+    whatever comes back of the message finds nothing to run."""
+    # No retries: were the running record not cancelled, its lease would run out and fail it.
+    urn = bg.create("hang-first", {"key": "t1"}, retain_for=-1)
+    bare = urn.rsplit(":", 1)[1]
+    with celery_worker(APP, env, "-c", "1", log=tmp_path / "w.log"):
+        wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:t1:started"), timeout=60, what="the run started")
+        wait_for(lambda: bg.app.control.ping(timeout=0.5), what="the worker to answer control commands")
+        bg.app.control.revoke(bare, terminate=True)
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, timeout=30, what="the running task cancelled")
+        # The worker carries on: a later task runs, after whatever came back of the revoked one.
+        after = bg.create("echo", {"n": "after"}, retain_for=-1)
+        wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS, timeout=30, what="a later task to run")
+    task = bg.get(urn)
+    assert task is not None and task.status == TaskStatus.CANCELLED and task.date_cancelled is not None
+    assert r.get(f"{env['BGTASK_QUEUE']}:t1:attempts") == b"1"  # killed once, never run again
+
+
 def test_create_with_broker_down_commits_and_is_published_later(
     env: dict[str, str], tmp_path: Path
 ) -> None:
