@@ -305,11 +305,15 @@ def _sent(send: Callable[[], None], what: str) -> bool:
         return False
 
 
-def _runner_for(sender: Any, names: tuple[str, ...] = (RUN_TASK,)) -> Runner | None:
-    if getattr(sender, "name", None) not in names:
-        return None
-    runner = getattr(sender.app, "_bgtask_runner", None)
+def runner_of(app: Any) -> Runner | None:
+    """The runner ``install`` put on ``app``, if any."""
+    runner = getattr(app, "_bgtask_runner", None)
     return runner if isinstance(runner, Runner) else None
+
+
+def _runner_for(sender: Any, names: tuple[str, ...] = (RUN_TASK,)) -> Runner | None:
+    """The runner of a signal about one of our tasks (``sender`` is the task)."""
+    return runner_of(sender.app) if getattr(sender, "name", None) in names else None
 
 
 def _request_task_id(request: Any) -> str | None:
@@ -392,8 +396,8 @@ def _on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     """In the worker's main process, as each message arrives: note a wake-up's send time for the sweeper."""
     if getattr(request, "name", None) not in (RUN_TASK, RUN_MANY_TASK):
         return
-    runner = getattr(getattr(sender, "app", None), "_bgtask_runner", None)
-    if isinstance(runner, Runner):
+    runner = runner_of(getattr(sender, "app", None))  # ``sender`` is the consumer
+    if runner is not None:
         runner.backlog.note(request.request_dict)
 
 
@@ -413,8 +417,8 @@ def _on_process_shutdown(**_: Any) -> None:
 
 def install(app: Celery, component: BackgroundTaskComponent) -> Runner:
     """Register the run task and the worker's sweeper on ``app`` (once per app)."""
-    existing = getattr(app, "_bgtask_runner", None)
-    if isinstance(existing, Runner):
+    existing = runner_of(app)
+    if existing is not None:
         if existing.component is not component:
             raise BgTaskError("a BackgroundTaskComponent is already installed on this Celery app")
         return existing

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from . import validation as v
 from .component import BackgroundTaskComponent
 from .errors import BgTaskError
-from .execution import Runner
+from .execution import runner_of
 from .ids import to_urn
 from .models import ScheduledTaskInfo, ScheduledTaskTime
 from .publish import Wakeup
@@ -62,8 +62,8 @@ def firing_id(due: DueTime) -> str:
 
 
 def _installed_component(app: Celery) -> BackgroundTaskComponent | None:
-    runner = getattr(app, "_bgtask_runner", None)
-    return runner.component if isinstance(runner, Runner) else None
+    runner = runner_of(app)
+    return None if runner is None else runner.component
 
 
 class TaskSchedulerComponent:

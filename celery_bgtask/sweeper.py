@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
+from .execution import runner_of
 from .ids import is_bare_id
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
@@ -177,10 +178,11 @@ class WorkerStep(bootsteps.StartStopStep):
     requires = ("celery.worker.components:Pool",)
 
     def include_if(self, parent: Any) -> bool:
-        return getattr(parent.app, "_bgtask_runner", None) is not None
+        return runner_of(parent.app) is not None
 
     def create(self, parent: Any) -> _Service:
-        runner = parent.app._bgtask_runner
+        runner = runner_of(parent.app)
+        assert runner is not None  # include_if
         runner.component._ensure()  # migrate once, in the main process, before any child forks
         return _Service(runner)
 
