@@ -152,8 +152,8 @@ class Runner:
         self.sender = WakeupSender(app, run, run_many)
 
     # -- producing ----------------------------------------------------------------
-    def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None = None,
-                task_type: str | None = None, enqueued_at: int | None = None) -> bool:
+    def publish(self, task_id: str, attempt: int, queue: str, countdown: float | None, task_type: str | None,
+                enqueued_at: int) -> bool:
         """Send one wake-up; ``enqueued_at`` is the stamp the record holds (or is about to) for it."""
         wakeup = (task_id, attempt, queue, task_type, enqueued_at)
         return _sent(lambda: self.sender.send(wakeup, countdown), f"task {task_id}")

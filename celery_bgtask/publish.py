@@ -22,13 +22,12 @@ from typing import Any
 from celery import Celery
 
 from .backlog import SENT_HEADER
-from .timeutil import now_ms
 
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
 #: ``(task_id, attempt, queue, task_type, enqueued_at)``: ``enqueued_at`` is the stamp the
-#: record holds for this wake-up (None: now), which the message carries (``backlog``).
-Wakeup = tuple[str, int, str, str | None, int | None]
+#: record holds for this wake-up, which the message carries (``backlog``).
+Wakeup = tuple[str, int, str, str | None, int]
 
 
 def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
@@ -68,7 +67,7 @@ class WakeupSender:
                       f"([{len(items)} tasks: {items[0][0]} ... {items[-1][0]}],)", limits)
 
     def _message(self, producer: Any, task: Any, message_id: str, args: tuple[Any, ...], task_type: str | None,
-                 queue: str, stamp: int | None, countdown: float | None, retry: bool, argsrepr: str,
+                 queue: str, stamp: int, countdown: float | None, retry: bool, argsrepr: str,
                  limits: dict[str, float] | None = None) -> None:
         kwargs = {"task_type": task_type} if task_type else {}
         if self.app.conf.task_always_eager:
@@ -79,7 +78,7 @@ class WakeupSender:
             message_id, task.name, args, kwargs, countdown=countdown, ignore_result=True,
             argsrepr=argsrepr, kwargsrepr=repr(kwargs), **(limits or {}),
         )
-        message.headers[SENT_HEADER] = [queue, now_ms() if stamp is None else stamp]  # see ``backlog``
+        message.headers[SENT_HEADER] = [queue, stamp]  # see ``backlog``
         # ``declare=None`` makes Celery declare the queue (an idempotent broker call, cached
         # per channel but costly in Python); after the first publish to a queue it exists.
         first = queue not in self._declared

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from celery_bgtask import BackgroundTaskComponent
 from celery_bgtask.store.schema import metadata
+from celery_bgtask.timeutil import now_ms
 from tests.helpers import require_service
 
 SESSION = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -186,7 +187,7 @@ def _worker(app: Celery, pool: str = "threads", concurrency: int = 2) -> Iterato
         if runner is not None:
             # Celery runs one more drain cycle after it decides to stop, so send two.
             for _ in range(2):
-                runner.publish("0" * 32, -1, app.conf.task_default_queue, None, "celery_bgtask.wakeup")
+                runner.publish("0" * 32, -1, app.conf.task_default_queue, None, "celery_bgtask.wakeup", now_ms())
         thread.join(15)
         worker_state.should_terminate = None
         if thread.is_alive():

@@ -192,7 +192,7 @@ def test_duplicate_delivery_runs_once(make_component: Any, worker: Any) -> None:
     urn = bg.create("counted", {"key": "dup"}, retain_for=-1)
     bare = urn.rsplit(":", 1)[1]
     for _ in range(3):
-        assert bg._runner.publish(bare, 0, bg.settings.queue, None, "counted")
+        assert bg._runner.publish(bare, 0, bg.settings.queue, None, "counted", now_ms())
     sentinel = bg.create("echo-later", None, retain_for=-1)
     bg.register_handler("echo-later", H, "no_payload")
     with worker(bg.app):
