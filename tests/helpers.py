@@ -57,6 +57,13 @@ def set_fields(bg: Any, urn: str, **values: Any) -> None:
     assert bg.store.transition(parse_task_id(urn), [], values) is not None
 
 
+def revoke_when_listening(app: Celery, task_id: str, **options: Any) -> None:
+    """``app.control.revoke`` once a worker answers a ping: a broadcast sent before the worker
+    consumes its control queue is lost."""
+    wait_for(lambda: app.control.ping(timeout=0.5), what="a worker to answer control commands")
+    app.control.revoke(task_id, **options)
+
+
 def take_messages(app: Celery, queue: str) -> list[tuple[dict[str, Any], list[Any], dict[str, Any]]]:
     """Take every message off ``queue``: the headers, args and kwargs of each, oldest first."""
     out = []

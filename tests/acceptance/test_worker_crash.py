@@ -12,7 +12,7 @@ from celery import Celery
 
 from celery_bgtask import BackgroundTaskComponent, TaskStatus
 from tests.acceptance.procs import celery_worker, kill_group
-from tests.helpers import status_of, wait_for
+from tests.helpers import revoke_when_listening, status_of, wait_for
 
 pytestmark = pytest.mark.slow
 APP = "tests.acceptance.execapp"
@@ -103,8 +103,7 @@ def test_a_revoke_with_terminate_cancels_the_running_task_and_it_never_runs_agai
     bare = urn.rsplit(":", 1)[1]
     with celery_worker(APP, env, "-c", "1", log=tmp_path / "w.log"):
         wait_for(lambda: r.get(f"{env['BGTASK_QUEUE']}:t1:started"), timeout=60, what="the run started")
-        wait_for(lambda: bg.app.control.ping(timeout=0.5), what="the worker to answer control commands")
-        bg.app.control.revoke(bare, terminate=True)
+        revoke_when_listening(bg.app, bare, terminate=True)
         wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, timeout=30, what="the running task cancelled")
         # The worker carries on: a later task runs, after whatever came back of the revoked one.
         after = bg.create("echo", {"n": "after"}, retain_for=-1)

@@ -12,8 +12,7 @@ from celery import Celery, signals
 from celery_bgtask import BackgroundTask, TaskContext, TaskStatus, TaskValidationError
 from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import parse_task_id
-from celery_bgtask.timeutil import now_ms
-from tests.helpers import set_fields, status_of, take_messages, wait_for
+from tests.helpers import revoke_when_listening, status_of, take_messages, wait_for
 from tests.integration import handlers
 
 H = "tests.integration.handlers"
@@ -167,12 +166,6 @@ def test_revoking_a_chunk_message_cancels_its_tasks(make_component: Any, worker:
     assert sum(handlers.runs.values()) == 0
 
 
-def _revoke_when_listening(app: Celery, task_id: str) -> None:
-    """A broadcast sent before the worker consumes its control queue is lost: wait for a ping first."""
-    wait_for(lambda: app.control.ping(timeout=0.5), what="the worker to answer control commands")
-    app.control.revoke(task_id)
-
-
 def test_a_chunk_member_revoked_by_its_own_id_is_skipped(make_component: Any, worker: Any) -> None:
     """The worker's sweeper records the revoke of a member's id as a cancel, so the member is
     skipped when its chunk runs, though no message of its own ever carries that id."""
@@ -181,28 +174,12 @@ def test_a_chunk_member_revoked_by_its_own_id_is_skipped(make_component: Any, wo
     urns = bg.create_many("counted", [{"key": f"m{n}"} for n in range(3)], chunk_size=3, retain_for=-1)
     [(_, (items,), kwargs)] = _queued(bg.app, bg.settings.queue)  # held back until the revoke is in
     with worker(bg.app):
-        _revoke_when_listening(bg.app, parse_task_id(urns[1]))
+        revoke_when_listening(bg.app, parse_task_id(urns[1]))
         wait_for(lambda: status_of(bg, urns[1]) == TaskStatus.CANCELLED, what="the revoked member cancelled")
         bg._runner.many_task.apply_async(args=(items,), kwargs=kwargs, queue=bg.settings.queue)
         wait_for(lambda: status_of(bg, urns[2]) == TaskStatus.SUCCESS, what="the chunk to run")
     assert [status_of(bg, u) for u in urns] == [TaskStatus.SUCCESS, TaskStatus.CANCELLED, TaskStatus.SUCCESS]
     assert handlers.runs == Counter({"m0": 1, "m2": 1})
-
-
-def test_a_revoke_of_a_task_due_later_is_kept_in_the_database(make_component: Any, worker: Any) -> None:
-    """A task due in an hour (a retry, a delayed trigger) has no message yet for Celery to
-    discard; the revoke is recorded at once, so a worker restart cannot lose it."""
-    bg = make_component()
-    bg.register_handler("counted", H, "counted")
-    urn = bg.create("counted", {"key": "later"}, retain_for=-1)
-    assert len(_queued(bg.app, bg.settings.queue)) == 1
-    set_fields(bg, urn, next_run_at=now_ms() + 3_600_000, enqueued_at=None)
-    with worker(bg.app):
-        _revoke_when_listening(bg.app, parse_task_id(urn))
-        wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, what="the revoke recorded")
-    task = bg.get(urn)
-    assert task is not None and task.date_cancelled is not None
-    assert handlers.runs == Counter()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from celery_bgtask import BackgroundTask, TaskStatus
 from celery_bgtask.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import status_of, wait_for
+from tests.helpers import revoke_when_listening, status_of, wait_for
 from tests.integration import handlers
 
 H = "tests.integration.handlers"
@@ -304,10 +304,13 @@ def test_a_celery_revoke_is_not_lost_it_cancels_the_record(make_component: Any, 
     bare = urn.rsplit(":", 1)[1]
     with worker(bg.app):
         wait_for(lambda: status_of(bg, urn) == TaskStatus.PENDING and handlers.runs["rv"] == 1, what="waiting retry")
-        bg.app.control.revoke(bare)  # plain Celery revoke, by the id the message carries
-        # The worker's sweeper records it at once, while the retry still waits (no message yet).
+        revoke_when_listening(bg.app, bare)  # plain Celery revoke, by the id the message carries
+        # The worker's sweeper records it at once, while the retry still waits (no message yet,
+        # so a worker restart before it came due would have lost a revoke kept only in memory).
         wait_for(lambda: status_of(bg, urn) == TaskStatus.CANCELLED, what="revoke recorded as cancelled")
         assert bg.retry(urn) is False  # nothing waits any more
+    task = bg.get(urn)
+    assert task is not None and task.date_cancelled is not None
     assert handlers.runs["rv"] == 1
     assert seen[-1] == ("cancelled", 0)
 
