@@ -169,7 +169,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             "retries_remaining": retries,
             "payload": text,
             "next_run_at": now if next_run_at is None else next_run_at,
-            "enqueued_at": now if next_run_at is None or next_run_at <= now else None,
+            "enqueued_at": None,  # stamped when its wake-up is sent (``_commit_and_publish``)
             "attempt": 0,
             "iterations": 0,
             "abort_requested": False,
@@ -221,10 +221,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         # Stamped now, after validation and hooks, just before the INSERT and the publish: the
         # messages carry the stamp, and the sweeper compares the two (``backlog``).
         stamp = now_ms()
-        # A row due later has no enqueued_at: the sweeper publishes it when due (no broker ETA).
+        # A row due later keeps no enqueued_at: the sweeper publishes it when due (no broker ETA).
         due: list[Wakeup] = []
         for r in rows:
-            if r["enqueued_at"] is not None:
+            if r["next_run_at"] <= stamp:
                 r["enqueued_at"] = stamp
                 due.append((r["id"], 0, r["thread_id"], r["type"], stamp))
         self.store.insert(rows)

@@ -171,8 +171,8 @@ class TaskSchedulerComponent:
         row = self.background._new_row(
             SCHEDULED_TYPE, payload, retry_count=None, retry_interval=None, retain_for=self.retain_for, now=now
         )
-        # Published right after the commit; until then the worker sweeper may publish it.
-        row.update(id=firing_id(due), enqueued_at=None)
+        # No enqueued_at yet: published right after the commit; until then the worker sweeper may publish it.
+        row["id"] = firing_id(due)
         return row
 
     def fire_due(self, now: int | None = None) -> list[str]:
