@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
-from celery.exceptions import Retry
+from celery.exceptions import Ignore, Reject, Retry
 from pydantic import ValidationError
 from sqlalchemy import Row
 
@@ -169,6 +169,14 @@ class Runner:
 
     # -- running ------------------------------------------------------------------
     def execute(self, task: Any, task_id: str, attempt: int, task_type: str | None) -> Any:
+        """Run one wake-up and tell Celery the committed outcome the way Celery would see it."""
+        ran = self._execute(task, task_id, attempt, task_type)
+        return None if ran is None else _report(task_id, *ran)
+
+    def _execute(self, task: Any, task_id: str, attempt: int,
+                 task_type: str | None) -> tuple[tuple[str, Row[Any]] | None, Outcome] | None:
+        """Claim, run and commit one task: the committed (kind, row) (None if the claim was
+        lost meanwhile) and the outcome, or None when nothing ran."""
         comp = self.component
         comp._ensure()
         if task_type is None:
@@ -205,7 +213,7 @@ class Runner:
             log.info("task %s (type %s) processing, attempt %d", task_id, task_type, claimed)
             comp._notify(row)
             outcome = self._run(spec, row, task)
-            return self._commit(task_id, task_type, claimed, row, outcome)
+            return self._commit(task_id, task_type, claimed, row, outcome), outcome
         finally:
             self.heartbeat.remove(task_id)
             if capped is not None:
@@ -224,10 +232,8 @@ class Runner:
         ``with_retries``) stops the chunk the same way and is raised to Celery.
         """
         for key in _chunk_keys(items):
-            try:
-                self.execute(task, key[0], key[1], task_type)
-            except (Retry, TaskFailed):
-                pass  # recorded; Celery's signals see only the whole message, so settle here
+            # Recorded, not reported: Celery's signals see only the whole message, so settle here.
+            self._execute(task, key[0], key[1], task_type)
             self.settle(key)
 
     def _run(self, spec: HandlerSpec, row: Row[Any], task: Any) -> Outcome:
@@ -239,16 +245,20 @@ class Runner:
             try:
                 arg = spec.convert_payload(payload)
             except ValidationError as exc:
-                return Outcome("failed", error=ErrorInfo.from_exception(exc, with_stack=False), retryable=False)
+                return Outcome("failed", error=ErrorInfo.from_exception(exc, with_stack=False), retryable=False,
+                               exception=exc)
             value = spec.function() if arg is None else spec.function(arg)
             text = json_text("result", value, max_bytes=None)
             return Outcome("success", result=text)
         except Exception as exc:
-            return Outcome("failed", error=ErrorInfo.from_exception(exc))
+            return Outcome("failed", error=ErrorInfo.from_exception(exc), exception=exc)
         finally:
             self.lifecycle.leave(spec)
 
-    def _commit(self, task_id: str, task_type: str, attempt: int, row: Row[Any], outcome: Outcome) -> Any:
+    def _commit(self, task_id: str, task_type: str, attempt: int, row: Row[Any],
+                outcome: Outcome) -> tuple[str, Row[Any]] | None:
+        """Write the outcome, fenced by ``attempt``: what was committed (the kind and the new row),
+        or None when the run had lost its claim."""
         comp = self.component
         now = now_ms()
         kind, values = record_update(row, outcome, now)
@@ -267,15 +277,9 @@ class Runner:
                 comp.store.set_enqueued(task_id, None)
             else:
                 comp.store.set_enqueued(task_id, now)
-            return None
-        self.outcomes[(task_id, attempt - 1)] = (kind, new)
-        if kind == "retry":
-            raise Retry(f"retry in {row.retry_interval} ms", exc=None, when=(row.retry_interval or 0) / 1000)
-        if kind == "failed":
-            raise TaskFailed(task_id, outcome.error)
-        if kind == "cancelled":
-            return "cancelled"
-        return None
+        else:
+            self.outcomes[(task_id, attempt - 1)] = (kind, new)
+        return kind, new
 
     # -- outcomes, from Celery's signals -------------------------------------------
     def settle(self, key: tuple[str, int] | None) -> None:
@@ -293,6 +297,25 @@ class Runner:
             # this process dies first, the sweeper republishes it after ``redeliver_after``.
             self.component.store.set_enqueued(row.id, None)
         self.component._finish_retention(row)
+
+
+def _report(task_id: str, committed: tuple[str, Row[Any]] | None, outcome: Outcome) -> Any:
+    """Tell Celery a committed outcome as it would see a plain task's: a return, ``Retry``, or an
+    exception. A handler's own exception is raised again, so the worker's log line and Celery's
+    ``task-failed`` event carry the user's traceback; ``TaskFailed`` only stands in where there
+    is none (a definition's ``error()`` response, a payload that does not validate)."""
+    if committed is None:
+        return None
+    kind, row = committed
+    if kind == "retry":
+        # No message: Celery then says "Retry in 3.0s: ValueError('boom')".
+        raise Retry(None, exc=outcome.exception, when=(row.retry_interval or 0) / 1000)
+    if kind == "failed":
+        # Celery's own control exceptions would change what Celery does with the message.
+        if outcome.exception is not None and not isinstance(outcome.exception, (Retry, Ignore, Reject)):
+            raise outcome.exception
+        raise TaskFailed(task_id, outcome.error)
+    return "cancelled" if kind == "cancelled" else None
 
 
 def _sent(send: Callable[[], None], what: str) -> bool:

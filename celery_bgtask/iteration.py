@@ -98,7 +98,8 @@ class Iterations:
         try:
             answer = definition.run(ctx)
         except Exception as exc:
-            return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False, extra=done_extra)
+            return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False, extra=done_extra,
+                           exception=exc)
         if isinstance(answer, Aborted):
             return Outcome("cancelled", extra=done_extra)
         if isinstance(answer, Error):

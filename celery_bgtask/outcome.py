@@ -27,6 +27,9 @@ class Outcome:
     payload: str | None = None
     wait: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The handler's own exception, when it raised one: re-raised to Celery after the commit,
+    #: so the worker log and Celery's events show the user's traceback rather than ours.
+    exception: BaseException | None = field(default=None, compare=False)
 
 
 def _error_json(error: ErrorInfo | None) -> str | None:
