@@ -1,9 +1,9 @@
 """Apply the shipped alembic migrations, once per engine and process.
 
 ``ensure_schema`` is what the components call on first use; ``migrate`` is the explicit
-helper (also ``python -m celery_bgtask migrate URL``). Concurrent first uses from several
-processes are serialised by a database lock on PostgreSQL and MySQL; on SQLite a losing
-racer re-checks the version and carries on.
+helper. Concurrent first uses from several processes are serialised by a database lock on
+PostgreSQL and MySQL, and on SQLite (whose DDL takes no lock a racer would wait on) by an
+exclusive file lock beside the database file.
 
 Alembic is imported only when the database is not already at the newest revision: the
 usual first use (an up-to-date schema) reads the version table with plain SQL and the head
@@ -19,6 +19,8 @@ import re
 import secrets
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,10 +113,38 @@ def _with_lock(connection: Connection) -> None:
         connection.execute(text("SELECT GET_LOCK('celery_bgtask_migrate', 60)"))
 
 
+#: Beside a SQLite database file: held (``flock``) by the process migrating it.
+SQLITE_LOCK_SUFFIX = ".migrate-lock"
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (worker and beat starting on a
+    fresh file would otherwise both create the tables). Other databases: nothing to do here."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    with open(path + SQLITE_LOCK_SUFFIX, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema revision (idempotent)."""
     if _at_head(engine):
         return
+    with _sqlite_file_lock(engine):
+        if not _at_head(engine):  # another process may have migrated while we waited
+            _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command
 
     head = head_revision()
@@ -130,7 +160,7 @@ def migrate(engine: Engine) -> None:
             if conn.dialect.name in ("mysql", "mariadb"):
                 conn.execute(text("SELECT RELEASE_LOCK('celery_bgtask_migrate')"))
     except (OperationalError, ProgrammingError, IntegrityError):
-        # Another process may have won the race (SQLite has no lock we can take here).
+        # Another process may have won the race.
         with engine.connect() as conn:
             if current_revision(conn) != head:
                 raise
