@@ -21,15 +21,20 @@ from typing import Any
 
 from celery import beat
 
+from .resilience import OutageLog, redacted
 from .scheduler import TaskSchedulerComponent, scheduler_for
 
 log = logging.getLogger(__name__)
+
+#: The longest a beat waits between tries while its database does not answer (seconds).
+OUTAGE_CAP = 10.0
 
 
 class Scheduler(beat.Scheduler):
     """``celery.beat.Scheduler`` over the ``bgtask_schedules`` tables."""
 
     _component: TaskSchedulerComponent | None = None
+    _outage: OutageLog | None = None
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(app, *args, **kwargs)
@@ -56,20 +61,23 @@ class Scheduler(beat.Scheduler):
         return self._component
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """Fire what is due; return how long beat may sleep. A failure is logged, never raised."""
+        """Fire what is due; return how long beat may sleep. A failure is logged (one line, with
+        backoff, a traceback at most once a minute), never raised."""
         comp = self.component
         poll = comp.beat_poll_interval / 1000
+        if self._outage is None:
+            self._outage = OutageLog(log, f"beat on {redacted(comp.background.engine)}", base=poll, cap=OUTAGE_CAP)
         try:
             wait = comp.tick().seconds_to_next
             delay = poll if wait is None else min(wait, poll)
-        except Exception:
-            log.exception("beat: tick failed (database unavailable?); trying again in %.1fs", poll)
-            delay = poll
+            self._outage.succeeded()
+        except Exception as exc:
+            delay = self._outage.failed(exc)
         if self.data:
             delay = min(delay, float(super().tick(*args, **kwargs)))
         return delay
 
     @property
     def info(self) -> str:
-        url = self.component.background.engine.url.render_as_string(hide_password=True)
+        url = redacted(self.component.background.engine)
         return f"    . schedules -> {url} (polled every {self.component.beat_poll_interval} ms)"

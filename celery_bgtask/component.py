@@ -21,8 +21,9 @@ from .ids import new_id, parse_task_id, to_urn
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
 from .publish import Wakeup
 from .records import retain_until, row_to_task
+from .resilience import guarded
 from .store import cursor as cursors
-from .store.engine import make_engine
+from .store.engine import open_engine
 from .store.migrate import ensure_schema, installation_secret
 from .store.tasks import SORT_KEYS, TaskStore, c
 from .timeutil import now_ms
@@ -67,7 +68,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             **settings,
         )
         default_broker(app)
-        self.engine = engine if engine is not None else make_engine(self.settings.database_url)
+        self.engine = engine if engine is not None else open_engine(self.settings.database_url)
         self.store = TaskStore(self.engine)
         self._handlers: dict[str, HandlerSpec] = {}
         self._definitions: dict[str, TaskDefinition] = {}
@@ -231,6 +232,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if due and not self._runner.publish_many(due, chunk_size):
             self.store.set_enqueued_many([d[0] for d in due], None)
 
+    @guarded
     def create(
         self,
         task_type: str,
@@ -250,6 +252,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         self._commit_and_publish([row])
         return to_urn(row["id"])
 
+    @guarded
     def create_many(
         self,
         task_type: str,
@@ -277,6 +280,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return [to_urn(r["id"]) for r in rows]
 
     # -- read -----------------------------------------------------------------------
+    @guarded
     def get(self, task_id: str) -> BackgroundTask[Any, Any] | None:
         """The record, or None if there is none (never a made-up ``pending``)."""
         bare = parse_task_id(task_id)
@@ -284,6 +288,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         row = self.store.get(bare)
         return None if row is None else row_to_task(row._mapping)
 
+    @guarded
     def query(
         self,
         task_type: str | None = None,
@@ -335,6 +340,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return QueryResult(entities=[row_to_task(r._mapping) for r in rows], cursor=next_cursor)
 
     # -- change ---------------------------------------------------------------------
+    @guarded
     def cancel(self, task_id: str, *, include_running: bool = False) -> bool:
         """A ``pending`` task becomes ``cancelled`` and never runs. Returns whether it changed.
 
@@ -370,12 +376,14 @@ class BackgroundTaskComponent(DefinitionsMixin):
         self._finish_retention(row)
         return True
 
+    @guarded
     def remove(self, task_id: str) -> bool:
         """Delete the record whatever its retention; a pending task is withdrawn and never runs."""
         bare = parse_task_id(task_id)
         self._ensure()
         return self.store.delete(bare)
 
+    @guarded
     def retry(self, task_id: str) -> bool:
         """Run a task waiting for its next retry now, or requeue a retained ``failed`` task."""
         bare = parse_task_id(task_id)

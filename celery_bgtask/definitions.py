@@ -25,6 +25,7 @@ from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, safe_call
 from .ids import to_urn
 from .models import BackgroundTask, TaskStatus
+from .resilience import guarded
 from .timeutil import now_ms
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ class DefinitionsMixin:
         """The registered definitions (id, title, description, private), in registration order."""
         return [d.info() for d in self._definitions.values() if include_private or not d.private]
 
+    @guarded
     def trigger(
         self,
         definition_id: str,
@@ -293,6 +295,7 @@ class DefinitionsMixin:
         log.info("definition %s triggered as task %s", definition.id, row["id"])
         return to_urn(row["id"])
 
+    @guarded
     def abort(self, task_id: str, message: str | None = None) -> bool:
         """Ask a task to stop, from any process. Returns False when it had already finished.
 

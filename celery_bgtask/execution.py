@@ -27,7 +27,8 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import Row
 
 from .backlog import Backlog
-from .errors import BgTaskError
+from .errors import BgTaskError, StoreUnavailableError
 from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
 from .models import ErrorInfo
@@ -141,11 +142,13 @@ class Runner:
         # ``throws``: an expected outcome, already recorded: Celery logs it without a traceback.
         @app.task(name=RUN_TASK, throws=(TaskFailed,), **options)
         def run(task: Any, task_id: str, attempt: int, task_type: str | None = None) -> Any:
-            return runner.execute(task, task_id, attempt, task_type)
+            with _requeued_while_unavailable(f"task {task_id}"):
+                return runner.execute(task, task_id, attempt, task_type)
 
         @app.task(name=RUN_MANY_TASK, **options)
         def run_many(task: Any, items: Any, task_type: str | None = None) -> None:
-            runner.execute_many(task, items, task_type)
+            with _requeued_while_unavailable("a chunk of tasks"):
+                runner.execute_many(task, items, task_type)
 
         self.task = run
         self.many_task = run_many
@@ -178,7 +181,7 @@ class Runner:
         """Claim, run and commit one task: the committed (kind, row) (None if the claim was
         lost meanwhile) and the outcome, or None when nothing ran."""
         comp = self.component
-        comp._ensure()
+        with_retries("schema", comp._ensure)
         if task_type is None:
             row0 = comp.store.get(task_id)
             if row0 is None:
@@ -297,6 +300,18 @@ class Runner:
             # this process dies first, the sweeper republishes it after ``redeliver_after``.
             self.component.store.set_enqueued(row.id, None)
         self.component._finish_retention(row)
+
+
+@contextmanager
+def _requeued_while_unavailable(what: str) -> Iterator[None]:
+    """The database stayed down through ``with_retries``: give the message back to its queue, so
+    the task runs once the database answers (a run that had claimed its record is recovered
+    when its lease runs out, and this message's claim then fails its fence)."""
+    try:
+        yield
+    except StoreUnavailableError as exc:
+        log.error("%s: %s; its message goes back to the queue", what, exc)
+        raise Reject(str(exc), requeue=True) from exc
 
 
 def _report(task_id: str, committed: tuple[str, Row[Any]] | None, outcome: Outcome) -> Any:

@@ -27,6 +27,7 @@ from .execution import runner_of
 from .ids import to_urn
 from .models import ScheduledTaskInfo, ScheduledTaskTime
 from .publish import Wakeup
+from .resilience import guarded
 from .schedule_callbacks import callback_ref
 from .schedule_times import next_after, plan_times
 from .scheduled_run import SCHEDULED_TYPE
@@ -125,7 +126,13 @@ class TaskSchedulerComponent:
             raise BgTaskError(f"{', '.join(sorted(settings))}: set these on the app's BackgroundTaskComponent")
         return installed
 
+    @property
+    def engine(self) -> Engine:
+        """The database of the schedules (the app's ``BackgroundTaskComponent``'s)."""
+        return self.background.engine
+
     # -- TWIN ITaskSchedulerComponent ------------------------------------------------
+    @guarded
     def add_task(self, task_id: str, times: Sequence[ScheduledTaskTime | dict[str, Any]], task_callback: Any) -> None:
         """Schedule ``task_callback`` at ``times`` under ``task_id``, replacing any schedule of that id.
 
@@ -139,12 +146,14 @@ class TaskSchedulerComponent:
         self.store.replace(task_id, ref, planned, now)
         log.info("scheduled task %s: %d time(s), callback %s", task_id, len(planned), ref)
 
+    @guarded
     def remove_task(self, task_id: str) -> bool:
         """Delete the schedule; returns whether there was one. Firings already committed still run."""
         v.task_type("task_id", task_id)
         self.background._ensure()
         return self.store.delete(task_id)
 
+    @guarded
     def tasks_info(self) -> ScheduledTaskInfo:
         """Every scheduled task with its times, each with its current ``next_trigger_time``."""
         self.background._ensure()
@@ -183,6 +192,7 @@ class TaskSchedulerComponent:
         """
         return self.tick(now).fired
 
+    @guarded
     def tick(self, now: int | None = None) -> Tick:
         """``fire_due``, also saying how long until the earliest trigger left (for beat's sleep)."""
         at = now_ms() if now is None else now

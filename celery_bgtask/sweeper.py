@@ -26,6 +26,7 @@ from .execution import runner_of
 from .ids import is_bare_id
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
+from .resilience import OutageLog, is_transient, redacted
 from .store.tasks import PROCESSING, c
 from .timeutil import now_ms
 
@@ -58,11 +59,14 @@ class Sweeper:
 
     def _loop(self) -> None:
         period = self.component.settings.poll_interval / 1000
+        outage = OutageLog(log, f"sweeper of {redacted(self.component.engine)}", base=period)
         while not self._stop.is_set():
             try:
                 self.sweep()
-            except Exception:
-                log.exception("sweep failed; trying again in %.1fs", period)
+            except Exception as exc:
+                self._stop.wait(outage.failed(exc))
+                continue
+            outage.succeeded()
             self._stop.wait(period)
 
     def sweep(self) -> None:
@@ -183,7 +187,15 @@ class WorkerStep(bootsteps.StartStopStep):
     def create(self, parent: Any) -> _Service:
         runner = runner_of(parent.app)
         assert runner is not None  # include_if
-        runner.component._ensure()  # migrate once, in the main process, before any child forks
+        try:
+            runner.component._ensure()  # migrate once, in the main process, before any child forks
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Start anyway: the sweeper retries with backoff, and wake-ups wait in their queue.
+            log.error("celery_bgtask: the database %s is not answering (%s); the worker starts anyway, "
+                      "retries it with backoff, and runs background tasks once it answers",
+                      redacted(runner.component.engine), type(exc).__name__)
         return _Service(runner)
 
 

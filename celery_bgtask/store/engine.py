@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
+
+from ..errors import StoreUnavailableError, TaskValidationError
 
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DATABASE_FILE = "celery_bgtask.sqlite3"
@@ -90,6 +93,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     ping_after_idle(engine, PING_AFTER_IDLE)
     return engine
+
+
+#: The extra that installs the driver of a dialect.
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+
+def open_engine(url: str) -> Engine:
+    """``make_engine`` for a URL a user gave: a malformed URL raises ``TaskValidationError`` and a
+    driver that is not installed ``StoreUnavailableError`` (neither message shows a password)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise TaskValidationError(
+            "database_url", "is not an SQLAlchemy URL (dialect+driver://user:password@host:port/database)"
+        ) from None
+    try:
+        return make_engine(url)
+    except NoSuchModuleError:
+        raise TaskValidationError(
+            "database_url", f"names an unknown dialect or driver {parsed.drivername!r} "
+                            "(e.g. postgresql+psycopg, mysql+pymysql, sqlite)"
+        ) from None
+    except ImportError as exc:
+        extra = _EXTRAS.get(parsed.get_backend_name())
+        hint = f"pip install 'celery-bgtask[{extra}]'" if extra else "install the DB-API driver"
+        raise StoreUnavailableError(
+            f"the driver for {parsed.render_as_string(hide_password=True)} is not installed ({exc}); {hint}"
+        ) from exc
 
 
 def is_sqlite(engine: Engine) -> bool:
