@@ -1,7 +1,7 @@
 """Apply the shipped alembic migrations, once per engine and process.
 
 ``ensure_schema`` is what the components call on first use; ``migrate`` is the explicit
-helper (also ``python -m celery_bgtask migrate URL``). Concurrent first uses from several
+helper, for a deploy step (docs/guide.md shows the call). Concurrent first uses from several
 processes are serialised by a database lock on PostgreSQL and MySQL; on SQLite a losing
 racer re-checks the version and carries on.
 
