@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint contract bench clean
+.PHONY: venv demo test lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,11 +19,8 @@ lint: venv
 	$(BIN)/ruff check celery_bgtask tests examples bench
 	$(BIN)/mypy
 
-contract: venv
-	$(BIN)/python ../shared/contract_check.py
-
+# Needs nothing outside the repository (CI also runs it in a fresh clone: .ci/run).
 test: venv lint
-	$(BIN)/python ../shared/contract_check.py
 	$(BIN)/python -m pytest
 
 bench: venv

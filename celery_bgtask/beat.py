@@ -1,6 +1,6 @@
 """A celery-beat scheduler whose schedule lives in the database.
 
-Run it with ``celery -A proj beat -S bgtask`` (or ``-S celery_bgtask.beat:Scheduler``).
+Run it with ``celery -A proj.app beat -S bgtask`` (or ``-S celery_bgtask.beat:Scheduler``).
 Each tick fires what is due through :meth:`TaskSchedulerComponent.fire_due`, then sleeps
 until the next trigger, but never longer than ``beat_poll_interval`` (1 s by default), so
 that schedules added or removed from another process are seen within that time.

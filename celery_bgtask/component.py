@@ -94,11 +94,23 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return self._secret
 
     def _publish(self, task_id: str, attempt: int, queue: str, task_type: str, enqueued_at: int) -> bool:
-        """Send the wake-up message whose stamp the record holds in ``enqueued_at``.
+        """Send the wake-up message whose stamp the record holds in ``enqueued_at`` (see ``_publish_stamped``)."""
+        return self._publish_stamped([(task_id, attempt, queue, task_type, enqueued_at)])
 
-        A failure is logged, not raised: the sweeper republishes.
+    def _publish_stamped(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
+        """Publish wake-ups whose records already hold their stamp in ``enqueued_at``.
+
+        If they may not have gone out, the stamps are cleared, so a worker's sweeper publishes
+        them: broker trouble is logged and returns False; any other error (a broken install,
+        a bug) is raised to the caller once the stamps are cleared.
         """
-        return self._runner.publish(task_id, attempt, queue, None, task_type, enqueued_at)
+        sent = False
+        try:
+            sent = self._runner.publish_many(wakeups, chunk_size)
+        finally:
+            if not sent:
+                self.store.set_enqueued_many([w[0] for w in wakeups], None)
+        return sent
 
     def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None:
         spec = self._handlers.get(row.type)
@@ -217,7 +229,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return rows
 
     def _commit_and_publish(self, rows: Sequence[dict[str, Any]], chunk_size: int = 1) -> None:
-        """Commit the rows, then publish the wake-ups of those due now; a failed publish is left to the sweeper."""
+        """Commit the rows, then publish the wake-ups of those due now; what was not sent is left to
+        the sweeper, and an error other than broker trouble is raised after that (``_publish_stamped``)."""
         self._ensure()
         # Stamped now, after validation and hooks, just before the INSERT and the publish: the
         # messages carry the stamp, and the sweeper compares the two (``backlog``).
@@ -229,8 +242,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
                 r["enqueued_at"] = stamp
                 due.append((r["id"], 0, r["thread_id"], r["type"], stamp))
         self.store.insert(rows)
-        if due and not self._runner.publish_many(due, chunk_size):
-            self.store.set_enqueued_many([d[0] for d in due], None)
+        if due:
+            self._publish_stamped(due, chunk_size)
 
     @guarded
     def create(
@@ -245,7 +258,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         """Commit a ``pending`` record, then publish its wake-up; return the URN.
 
         Bad input raises ``TaskValidationError`` and writes nothing. If the broker is down
-        the record is still committed; a worker's sweeper publishes it later.
+        the record is still committed; a worker's sweeper publishes it later. Any other error
+        while publishing (a broken install, such as a broker transport that cannot be
+        imported) is raised, and the record is left committed as ``pending`` with no wake-up
+        sent (``enqueued_at`` cleared), so a worker's sweeper publishes it all the same.
         """
         [row] = self._build_rows(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
                                  retain_for=retain_for)
@@ -269,6 +285,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         1, a worker process runs a chunk's tasks one after another, each with its own claim,
         outcome and callbacks, so Celery's per-message work (delivery, the pool, the ack) is
         paid once a chunk. For many short tasks; it trades away parallelism within a chunk.
+        A publish error is handled as in ``create``, for every task of the batch.
         """
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
@@ -385,7 +402,11 @@ class BackgroundTaskComponent(DefinitionsMixin):
 
     @guarded
     def retry(self, task_id: str) -> bool:
-        """Run a task waiting for its next retry now, or requeue a retained ``failed`` task."""
+        """Run a task waiting for its next retry now, or requeue a retained ``failed`` task.
+
+        The change is committed before the wake-up is published; a publish error is handled
+        as in ``create`` (the task stays ``pending`` for a worker's sweeper to publish).
+        """
         bare = parse_task_id(task_id)
         self._ensure()
         now = now_ms()
@@ -418,6 +439,5 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if waiting is None:
             log.info("task %s (type %s) requeued from failed", bare, row.type)
             self._notify(row)
-        if not self._publish(bare, row.attempt, row.thread_id, row.type, now):
-            self.store.set_enqueued(bare, None)
+        self._publish(bare, row.attempt, row.thread_id, row.type, now)
         return True

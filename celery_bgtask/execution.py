@@ -42,7 +42,7 @@ from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
-from .publish import Wakeup, WakeupSender
+from .publish import Wakeup, WakeupSender, broker_trouble
 from .resilience import with_retries
 from .timeutil import now_ms
 from .validation import json_text
@@ -159,16 +159,16 @@ class Runner:
                 enqueued_at: int) -> bool:
         """Send one wake-up; ``enqueued_at`` is the stamp the record holds (or is about to) for it."""
         wakeup = (task_id, attempt, queue, task_type, enqueued_at)
-        return _sent(lambda: self.sender.send(wakeup, countdown), f"task {task_id}")
+        return _sent(self.app, lambda: self.sender.send(wakeup, countdown), f"task {task_id}")
 
     def publish_many(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
         """Publish wake-ups over one producer, as one batch (see ``WakeupSender.send_many``).
 
-        Returns False if any may not have been sent: the caller clears ``enqueued_at`` of
-        all of them and the sweeper publishes them again (a duplicate wake-up is harmless:
-        its claim fails the attempt fence).
+        Returns False if the broker failed and any may not have been sent: the caller clears
+        ``enqueued_at`` of all of them and the sweeper publishes them again (a duplicate
+        wake-up is harmless: its claim fails the attempt fence). Any other error is raised.
         """
-        return _sent(lambda: self.sender.send_many(wakeups, chunk_size), f"{len(wakeups)} tasks")
+        return _sent(self.app, lambda: self.sender.send_many(wakeups, chunk_size), f"{len(wakeups)} tasks")
 
     # -- running ------------------------------------------------------------------
     def execute(self, task: Any, task_id: str, attempt: int, task_type: str | None) -> Any:
@@ -333,12 +333,15 @@ def _report(task_id: str, committed: tuple[str, Row[Any]] | None, outcome: Outco
     return "cancelled" if kind == "cancelled" else None
 
 
-def _sent(send: Callable[[], None], what: str) -> bool:
-    """Run a publish; a failure is logged, not raised, and the sweeper sends what was not sent."""
+def _sent(app: Celery, send: Callable[[], None], what: str) -> bool:
+    """Run a publish. Broker trouble is logged and returns False (the sweeper sends what was not
+    sent); any other error, such as a transport that cannot be imported, is raised."""
     try:
         send()
         return True
     except Exception as exc:
+        if not broker_trouble(app, exc):
+            raise
         log.warning("could not publish %s (%s); the sweeper will publish it", what, exc)
         return False
 

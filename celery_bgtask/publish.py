@@ -20,6 +20,7 @@ from itertools import groupby, islice
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from .backlog import SENT_HEADER
 
@@ -28,6 +29,25 @@ RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "
 #: ``(task_id, attempt, queue, task_type, enqueued_at)``: ``enqueued_at`` is the stamp the
 #: record holds for this wake-up, which the message carries (``backlog``).
 Wakeup = tuple[str, int, str, str | None, int]
+
+
+def broker_trouble(app: Celery, exc: BaseException) -> bool:
+    """Whether a publish failed because of the broker (unreachable, timed out, connection or
+    channel lost), which the sweeper can make up for later, rather than because of a bug or a
+    broken install (a transport that cannot be imported), which must reach the caller.
+
+    Broker trouble is an ``OSError`` (``TimeoutError`` and ``ConnectionError`` included),
+    kombu's ``OperationalError`` (what its retries end in), or one of the transport's own
+    connection or channel errors.
+    """
+    if isinstance(exc, (OSError, OperationalError)):
+        return True
+    try:
+        with app.connection_for_write() as conn:
+            errors = (*conn.connection_errors, *conn.channel_errors)
+    except Exception:  # the transport itself cannot be loaded: not the broker's fault
+        return False
+    return isinstance(exc, errors)
 
 
 def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:

@@ -153,7 +153,6 @@ class Sweeper:
             if not comp.store.take_publish(row.id, row.attempt, row.enqueued_at, now):
                 continue
             if not comp._publish(row.id, row.attempt, row.thread_id, row.type, now):
-                comp.store.set_enqueued(row.id, None)
                 return published, False
             published += 1
         return published, True

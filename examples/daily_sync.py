@@ -4,7 +4,7 @@
 without waiting 15 minutes: a one-off due in a second, and a daily report whose beat "was
 down" for three days (it fires once, not three times, and moves to its next future time).
 The beat here is Celery's own beat service with ``celery_bgtask.beat.Scheduler``, in a
-thread beside an in-process worker; in production it is ``celery -A proj beat -S bgtask``.
+thread beside an in-process worker; in production it is ``celery -A proj.app beat -S bgtask``.
 
 Run it with ``python examples/daily_sync.py``.
 """
