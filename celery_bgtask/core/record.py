@@ -7,7 +7,9 @@ a store hands records over without decoding anything; ``public`` turns one into 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,8 @@ class TaskRecord:
 
 #: The field names, in column order.
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord))
+
+
+def record_of(row: Iterable[Any] | None) -> TaskRecord | None:
+    """The record of a row of ``bgtask_tasks`` (all its columns, in order), or None."""
+    return None if row is None else TaskRecord(*row)

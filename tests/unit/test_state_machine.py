@@ -16,3 +16,4 @@ def store() -> TaskStore:
 
 class TestMemoryStore(StateMachineSuite):
     pass
+
