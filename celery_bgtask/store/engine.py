@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,31 @@ def default_database_url() -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    # WAL lets the worker write while a web process reads; busy_timeout waits out short locks.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    # busy_timeout first, so that the statements below wait out another process's lock.
     cur.execute("PRAGMA busy_timeout=30000")
+    _wal(cur)
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _wal(cur: Any, deadline: float = 30.0) -> None:
+    """Switch the file to WAL (it lets the worker write while a web process reads).
+
+    The switch is a lock upgrade: when two fresh connections make it at once, SQLite answers
+    one of them "database is locked" at once, without waiting on busy_timeout (deadlock
+    avoidance). The mode is kept in the file, so only the first connections ever switch.
+    """
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.01)
 
 
 #: A pooled connection that sat idle longer than this (seconds) is pinged before it is used.

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 if TYPE_CHECKING:
     from alembic.config import Config
 
+from .engine import is_sqlite
 from .schema import meta
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,10 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema revision (idempotent)."""
-    if _at_head(engine):
+    if not is_sqlite(engine) and _at_head(engine):
         return
+    # On SQLite the check itself is under the lock: a fresh file's first connections race
+    # to set it up, and the lock is a local flock, cheap next to a connection.
     with _sqlite_file_lock(engine):
         if not _at_head(engine):  # another process may have migrated while we waited
             _upgrade(engine)
