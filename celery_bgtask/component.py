@@ -21,6 +21,7 @@ from .ids import new_id, parse_task_id, to_urn
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
 from .publish import Wakeup
 from .records import retain_until, row_to_task
+from .reprs import safe_repr
 from .resilience import guarded
 from .store import cursor as cursors
 from .store.engine import open_engine
@@ -136,7 +137,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         """Register the function that runs tasks of ``task_type`` (replacing any earlier one)."""
         v.task_type("task_type", task_type)
         if task_type in self._definitions:
-            raise TaskValidationError("task_type", f"{task_type!r} is the id of a task definition")
+            raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
     def unregister_handler(self, task_type: str) -> None:
@@ -322,18 +323,20 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if task_status is not None:
             try:
                 status = TaskStatus(task_status).value
-            except ValueError:
+            except Exception:  # ValueError, or what the repr of a bad value raises
                 allowed = ", ".join(s.value for s in TaskStatus)
-                raise TaskValidationError("task_status", f"must be one of {allowed}, got {task_status!r}") from None
+                got = safe_repr(task_status)
+                raise TaskValidationError("task_status", f"must be one of {allowed}, got {got}") from None
         if not isinstance(sort_property, str) or sort_property not in SORT_KEYS:
             raise TaskValidationError(
                 "sort_property",
-                f"must be one of dateCreated, dateModified, dateCompleted, status, got {sort_property!r}",
+                f"must be one of dateCreated, dateModified, dateCompleted, status, got {safe_repr(sort_property)}",
             )
         try:
             direction = SortDirection(sort_direction)
-        except ValueError:
-            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {sort_direction!r}") from None
+        except Exception:  # ValueError, or what the repr of a bad value raises
+            got = safe_repr(sort_direction)
+            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {got}") from None
         size = v.strict_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
         size = DEFAULT_LIMIT if size is None else size
         column = SORT_KEYS[sort_property]

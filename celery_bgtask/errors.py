@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .reprs import safe_repr
+
 
 class BgTaskError(Exception):
     """Root of every error celery_bgtask raises.
@@ -34,7 +36,7 @@ class NamespaceMismatchError(BgTaskError):
         self.task_id = task_id
         self.namespace = namespace
         super().__init__(
-            f"task_id: namespace {namespace!r} is not 'background-task:celery' (got {task_id!r})"
+            f"task_id: namespace {safe_repr(namespace)} is not 'background-task:celery' (got {safe_repr(task_id)})"
         )
 
 
@@ -47,7 +49,7 @@ class HandlerNotFoundError(BgTaskError):
 
     def __init__(self, task_type: str) -> None:
         self.task_type = task_type
-        super().__init__(f"task_type: no handler is registered for {task_type!r} in this process")
+        super().__init__(f"task_type: no handler is registered for {safe_repr(task_type)} in this process")
 
 
 class HandlerImportError(BgTaskError):

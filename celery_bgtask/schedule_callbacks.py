@@ -18,6 +18,7 @@ from typing import Any
 from celery.app.task import Task
 
 from .errors import TaskValidationError
+from .reprs import safe_repr
 
 FUNCTION = "function:"
 CELERY_TASK = "celery-task:"
@@ -58,18 +59,18 @@ def callback_ref(callback: object) -> str:
 
 def _string_ref(callback: str) -> str:
     if not _MODULE_FUNCTION.match(callback):
-        raise TaskValidationError(FIELD, f"must be 'module:function' (dotted module path), got {callback!r}")
+        raise TaskValidationError(FIELD, f"must be 'module:function' (dotted module path), got {safe_repr(callback)}")
     module_name, _, qualname = callback.partition(":")
     try:
         target = _walk(module_name, qualname)
     except ImportError as exc:
-        raise TaskValidationError(FIELD, f"cannot import module {module_name!r}: {exc}") from None
+        raise TaskValidationError(FIELD, f"cannot import module {safe_repr(module_name)}: {exc}") from None
     except AttributeError:
-        raise TaskValidationError(FIELD, f"{module_name!r} has no attribute {qualname!r}") from None
+        raise TaskValidationError(FIELD, f"{safe_repr(module_name)} has no attribute {safe_repr(qualname)}") from None
     if _is_celery_task(target):
         return CELERY_TASK + str(target.name)
     if not callable(target):
-        raise TaskValidationError(FIELD, f"{callback!r} is not callable")
+        raise TaskValidationError(FIELD, f"{safe_repr(callback)} is not callable")
     return FUNCTION + callback
 
 
@@ -77,7 +78,7 @@ def _function_ref(callback: Callable[..., Any]) -> str:
     module_name: object = getattr(callback, "__module__", None)
     qualname: object = getattr(callback, "__qualname__", None)
     if not isinstance(module_name, str) or not isinstance(qualname, str):
-        raise TaskValidationError(FIELD, f"{callback!r} has no module and name to import it by")
+        raise TaskValidationError(FIELD, f"{safe_repr(callback)} has no module and name to import it by")
     where = f"{module_name}:{qualname}"
     if "<lambda>" in qualname:
         raise TaskValidationError(FIELD, f"a lambda cannot be imported by a worker ({where}); {_USE_FUNCTION}")
@@ -107,6 +108,6 @@ def resolve(ref: str) -> Callable[..., Any] | str:
         if _is_celery_task(fn):
             return str(fn.name)
         if not callable(fn):
-            raise ValueError(f"{ref!r} is no longer callable")
+            raise ValueError(f"{safe_repr(ref)} is no longer callable")
         return typing.cast(Callable[..., Any], fn)
-    raise ValueError(f"not a scheduled-callback reference: {ref!r}")
+    raise ValueError(f"not a scheduled-callback reference: {safe_repr(ref)}")

@@ -9,12 +9,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import TaskValidationError
+from .reprs import safe_repr
 
 MAX_TYPE_LENGTH = 200
 
 
 def _describe(value: object) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    return f"{safe_repr(value)} ({type(value).__name__})"
 
 
 def strict_int(field: str, value: object, *, minimum: int, maximum: int | None = None,
@@ -25,9 +26,9 @@ def strict_int(field: str, value: object, *, minimum: int, maximum: int | None =
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskValidationError(field, f"must be an int >= {minimum}, got {_describe(value)}")
     if value < minimum:
-        raise TaskValidationError(field, f"must be an int >= {minimum}, got {value}")
+        raise TaskValidationError(field, f"must be an int >= {minimum}, got {safe_repr(value)}")
     if maximum is not None and value > maximum:
-        raise TaskValidationError(field, f"must be at most {maximum}, got {value}")
+        raise TaskValidationError(field, f"must be at most {maximum}, got {safe_repr(value)}")
     return value
 
 
@@ -36,7 +37,7 @@ def duration_ms(field: str, value: object, *, minimum: int = 1) -> int | None:
     if isinstance(value, timedelta):
         ms = value // timedelta(milliseconds=1)
         if ms < minimum:
-            raise TaskValidationError(field, f"must be at least {minimum} ms, got {value!r}")
+            raise TaskValidationError(field, f"must be at least {minimum} ms, got {safe_repr(value)}")
         return ms
     return strict_int(field, value, minimum=minimum)
 
