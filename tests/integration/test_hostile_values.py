@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from celery_bgtask import BackgroundTaskComponent, TaskContext, TaskSchedulerComponent, TaskValidationError
 from tests.integration import scheduled_jobs
@@ -72,3 +73,17 @@ def test_a_huge_value_is_cut_short_in_the_message(make_component: Callable[..., 
         bg.create("t", retry_count="9" * 100_000)
     assert err.value.rule.startswith("must be an int >= 1, got '9999") and len(str(err.value)) < 300
     assert bg.query().entities == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # trust authentication: any password is accepted
+def test_the_settings_hide_the_password_and_the_component_connects_with_it(
+    make_component: Callable[..., BackgroundTaskComponent], database_url: str
+) -> None:
+    with_password = make_url(database_url).set(password="s3cr3t-pw").render_as_string(hide_password=False)
+    bg = make_component(database_url=with_password)
+    assert "s3cr3t-pw" not in repr(bg.settings) and "s3cr3t-pw" not in str(bg.settings)
+    assert ":***@" in repr(bg.settings)
+    assert bg.engine.url.password == "s3cr3t-pw"
+    urn = bg.create("t", {"n": 1})
+    task = bg.get(urn)
+    assert task is not None and task.payload == {"n": 1}
