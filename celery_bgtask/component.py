@@ -78,9 +78,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         from .execution import install
 
         self._runner = install(app, self)
-        from .scheduled_run import register_scheduled
+        from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
 
-        register_scheduled(self)
+        # Installed here, past ``register_handler``, which refuses the package's reserved types.
+        self._handlers[SCHEDULED_TYPE] = scheduled_spec(self)
 
     # -- plumbing -------------------------------------------------------------------
     def _ensure(self) -> None:
@@ -134,15 +135,18 @@ class BackgroundTaskComponent(DefinitionsMixin):
         state_change_callback: StateCallback | None = None,
         options: HandlerOptions | dict[str, Any] | None = None,
     ) -> None:
-        """Register the function that runs tasks of ``task_type`` (replacing any earlier one)."""
-        v.task_type("task_type", task_type)
+        """Register the function that runs tasks of ``task_type`` (replacing any earlier one).
+
+        Types starting ``celery_bgtask.`` are the package's own and raise ``TaskValidationError``.
+        """
+        v.user_task_type("task_type", task_type)
         if task_type in self._definitions:
             raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
     def unregister_handler(self, task_type: str) -> None:
         """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
-        v.task_type("task_type", task_type)
+        v.user_task_type("task_type", task_type)
         self._handlers.pop(task_type, None)
         self._definitions.pop(task_type, None)
 
@@ -209,6 +213,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         ``on_before_trigger`` for each input once all are valid. ``itemised`` names a bad
         item's field ``payloads[i].<field>``; ``field`` is what the payload is called.
         """
+        v.not_reserved("task_type", task_type)  # the scheduler's firings are built with ``_new_row`` alone
         definition = self._definitions.get(task_type) if isinstance(task_type, str) else None
         if definition is not None and retain_for is None:
             retain_for = definition.retain_for

@@ -146,7 +146,7 @@ def _seconds(name: str, value: object, *, minimum: float) -> float | None:
 
 def build_definition(run: Any, **fields: Any) -> TaskDefinition:
     """Check the ``definition`` arguments; raise ``TaskValidationError`` naming the bad one."""
-    def_id = v.task_type("id", fields["id"])
+    def_id = v.user_task_type("id", fields["id"])
     title = fields.get("title")
     if title is None:
         title = def_id
@@ -242,7 +242,7 @@ class DefinitionsMixin:
             on_error=on_error, on_abort=on_abort, on_max_iterations=on_max_iterations,
             soft_time_limit=soft_time_limit, state_change_callback=state_change_callback,
         )
-        v.task_type("id", id)
+        v.user_task_type("id", id)
 
         def register(run: RunFunction) -> RunFunction:
             self._register_definition(build_definition(run, **fields))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 
 from .errors import TaskValidationError
+from .handlers import HandlerSpec, build_spec
 from .schedule_callbacks import resolve
 from .validation import json_text
 
@@ -48,6 +49,6 @@ class ScheduledCall:
         return value
 
 
-def register_scheduled(component: BackgroundTaskComponent) -> None:
-    """Every component can run firings, so any worker of the app picks them up."""
-    component.register_handler(SCHEDULED_TYPE, ScheduledCall(component.app).run)
+def scheduled_spec(component: BackgroundTaskComponent) -> HandlerSpec:
+    """The handler of firings; every component installs it, so any worker of the app runs them."""
+    return build_spec(SCHEDULED_TYPE, ScheduledCall(component.app).run, None, None, None)
