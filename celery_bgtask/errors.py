@@ -58,3 +58,15 @@ class HandlerImportError(BgTaskError):
 
 class StoreUnavailableError(BgTaskError):
     """The database did not answer after the configured retries; nothing was half-written."""
+
+
+class ScheduleNotFoundError(BgTaskError):
+    """A scheduled firing names a schedule that no longer exists, so it runs nothing.
+
+    The callback of a firing is read from its schedule when it runs: a firing committed
+    before ``remove_task`` fails with this error instead of running.
+    """
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"scheduleId: there is no schedule {safe_repr(schedule_id)} (removed); nothing was run")
