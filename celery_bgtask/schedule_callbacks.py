@@ -26,12 +26,39 @@ _MODULE_FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A
 FIELD = "task_callback"
 _USE_FUNCTION = "use a module-level function"
 
+#: Modules (with their submodules) whose functions are never callbacks: a callback runs with
+#: no arguments on every worker, and these can exit, abort, fork, block on a prompt, run a
+#: shell or import anything (``os.path`` lives in ``posixpath``/``ntpath``). Not a sandbox:
+#: callbacks must be trusted code, and this only stops the obvious ones.
+DENIED_MODULES = frozenset({
+    "builtins", "_sitebuiltins", "os", "posix", "nt", "posixpath", "ntpath", "genericpath", "sys",
+    "subprocess", "_posixsubprocess", "shutil", "importlib", "runpy", "pty", "ctypes", "_ctypes",
+    "_thread", "signal", "faulthandler", "code", "pdb",
+})
+
+
+def _refuse_denied(module_name: object, where: str) -> None:
+    """``TaskValidationError`` when ``module_name`` is one of ``DENIED_MODULES`` or inside one."""
+    if not isinstance(module_name, str):
+        return
+    root = module_name.partition(".")[0]
+    if root in DENIED_MODULES:
+        raise TaskValidationError(FIELD, f"{where}: functions of the module {root!r} are refused (builtins, os, sys, "
+                                         f"subprocess and the others of DENIED_MODULES); {_USE_FUNCTION} of your own")
+
 
 def _walk(module_name: str, qualname: str) -> Any:
-    """Import ``module_name`` and follow ``qualname``'s attributes; raise on any miss."""
+    """Import ``module_name`` and follow ``qualname``'s attributes; raise on any miss.
+
+    The denylist is checked on the name before anything is imported, then on every module
+    and on the function the walk reaches (a name can re-export ``os.system``).
+    """
+    where = f"{module_name}:{qualname}"
+    _refuse_denied(module_name, where)
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+        _refuse_denied(obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None), where)
     return obj
 
 

@@ -2,20 +2,27 @@
 
 A firing's record could be written by other means than the beat (directly in the
 database, say), so its payload is not trusted: the worker reads the callback from the
-schedule's row.
+schedule's row, and functions of modules such as ``os`` and ``sys`` are refused when a
+schedule is added and again when it fires.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from celery_bgtask import TaskSchedulerComponent, TaskStatus
+from celery_bgtask import TaskSchedulerComponent, TaskStatus, TaskValidationError
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.schedule_callbacks import FUNCTION
+from celery_bgtask.schedule_times import plan_times
 from celery_bgtask.store.schema import tasks
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import wait_for
@@ -83,3 +90,68 @@ def test_a_firing_that_names_no_schedule_fails_and_runs_nothing(
     assert done.error.name == "TaskValidationError"
     assert done.error.message.startswith("payload.scheduleId: a firing must name its schedule")
     assert scheduled_jobs.calls == {}
+
+
+def test_a_refused_callback_stored_without_add_task_is_refused_when_it_fires(make_scheduler: Any, worker: Any) -> None:
+    sched = make_scheduler()
+    assert sched.tasks_info().tasks == {}  # (creates the schema)
+    now = now_ms()
+    # Straight into the schedule table, past add_task's checks (an older version, or the database).
+    sched.store.replace("pid", f"{FUNCTION}os:getpid", plan_times([{"nextTriggerTime": now - 1}], now), now)
+    (urn,) = sched.fire_due(now)
+    done = _finished(sched, urn, worker)
+    assert done.status is TaskStatus.FAILED and done.error is not None, done.result  # os.getpid() never ran
+    assert done.error.name == "TaskValidationError"
+    assert "task_callback: os:getpid: functions of the module 'os' are refused" in done.error.message
+
+
+REFUSED: list[tuple[Any, str]] = [
+    ("os:abort", "os"),
+    ("sys:exit", "sys"),
+    ("builtins:input", "builtins"),
+    ("builtins:eval", "builtins"),
+    ("os:system", "os"),
+    ("os.path:join", "os"),
+    ("subprocess:run", "subprocess"),
+    ("shutil:rmtree", "shutil"),
+    ("importlib:import_module", "importlib"),
+    ("tests.integration.scheduled_jobs:process_id", "posix" if os.name == "posix" else "nt"),
+    ("tests.integration.scheduled_jobs:os.getpid", "os"),
+    (os.abort, "posix" if os.name == "posix" else "nt"),
+    (sys.exit, "sys"),
+    (input, "builtins"),
+    (eval, "builtins"),
+    (os.path.join, os.path.__name__),
+    (subprocess.run, "subprocess"),
+    (shutil.rmtree, "shutil"),
+    (os.walk, "os"),
+]
+
+
+@pytest.mark.parametrize(("callback", "module"), REFUSED, ids=[str(getattr(c, "__name__", c)) for c, _ in REFUSED])
+def test_functions_of_refused_modules_cannot_be_scheduled(make_scheduler: Any, callback: Any, module: str) -> None:
+    sched = make_scheduler()
+    with pytest.raises(TaskValidationError) as err:
+        sched.add_task("danger", [{"intervalDays": 1}], callback)
+    assert err.value.field == "task_callback"
+    assert f"functions of the module {module!r} are refused" in err.value.rule
+    assert sched.tasks_info().tasks == {}
+
+
+def test_a_refused_module_is_not_even_imported_by_add_task(tmp_path: Path) -> None:
+    """The name is checked before any import: importing a module can run code of its own."""
+    script = f"""
+import sys
+from celery import Celery
+from celery_bgtask import TaskSchedulerComponent, TaskValidationError
+sched = TaskSchedulerComponent(Celery(broker="memory://", set_as_current=False),
+                               database_url="sqlite:///{tmp_path / 'db.sqlite3'}")
+for name in ("pty:spawn", "pdb:set_trace"):
+    try:
+        sched.add_task("danger", [{{"intervalDays": 1}}], name)
+    except TaskValidationError as exc:
+        print(exc.field)
+print(sorted(m for m in ("pty", "pdb") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["task_callback", "task_callback", "[]"], out.stderr
