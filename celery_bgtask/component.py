@@ -21,6 +21,7 @@ from .ids import new_id, parse_task_id, to_urn
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
 from .publish import Wakeup
 from .records import retain_until, row_to_task
+from .reprs import safe_repr
 from .resilience import guarded
 from .store import cursor as cursors
 from .store.engine import open_engine
@@ -77,9 +78,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         from .execution import install
 
         self._runner = install(app, self)
-        from .scheduled_run import register_scheduled
+        from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
 
-        register_scheduled(self)
+        # Installed here, past ``register_handler``, which refuses the package's reserved types.
+        self._handlers[SCHEDULED_TYPE] = scheduled_spec(self)
 
     # -- plumbing -------------------------------------------------------------------
     def _ensure(self) -> None:
@@ -133,15 +135,18 @@ class BackgroundTaskComponent(DefinitionsMixin):
         state_change_callback: StateCallback | None = None,
         options: HandlerOptions | dict[str, Any] | None = None,
     ) -> None:
-        """Register the function that runs tasks of ``task_type`` (replacing any earlier one)."""
-        v.task_type("task_type", task_type)
+        """Register the function that runs tasks of ``task_type`` (replacing any earlier one).
+
+        Types starting ``celery_bgtask.`` are the package's own and raise ``TaskValidationError``.
+        """
+        v.user_task_type("task_type", task_type)
         if task_type in self._definitions:
-            raise TaskValidationError("task_type", f"{task_type!r} is the id of a task definition")
+            raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
     def unregister_handler(self, task_type: str) -> None:
         """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
-        v.task_type("task_type", task_type)
+        v.user_task_type("task_type", task_type)
         self._handlers.pop(task_type, None)
         self._definitions.pop(task_type, None)
 
@@ -208,6 +213,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         ``on_before_trigger`` for each input once all are valid. ``itemised`` names a bad
         item's field ``payloads[i].<field>``; ``field`` is what the payload is called.
         """
+        v.not_reserved("task_type", task_type)  # the scheduler's firings are built with ``_new_row`` alone
         definition = self._definitions.get(task_type) if isinstance(task_type, str) else None
         if definition is not None and retain_for is None:
             retain_for = definition.retain_for
@@ -322,18 +328,20 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if task_status is not None:
             try:
                 status = TaskStatus(task_status).value
-            except ValueError:
+            except Exception:  # ValueError, or what the repr of a bad value raises
                 allowed = ", ".join(s.value for s in TaskStatus)
-                raise TaskValidationError("task_status", f"must be one of {allowed}, got {task_status!r}") from None
+                got = safe_repr(task_status)
+                raise TaskValidationError("task_status", f"must be one of {allowed}, got {got}") from None
         if not isinstance(sort_property, str) or sort_property not in SORT_KEYS:
             raise TaskValidationError(
                 "sort_property",
-                f"must be one of dateCreated, dateModified, dateCompleted, status, got {sort_property!r}",
+                f"must be one of dateCreated, dateModified, dateCompleted, status, got {safe_repr(sort_property)}",
             )
         try:
             direction = SortDirection(sort_direction)
-        except ValueError:
-            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {sort_direction!r}") from None
+        except Exception:  # ValueError, or what the repr of a bad value raises
+            got = safe_repr(sort_direction)
+            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {got}") from None
         size = v.strict_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
         size = DEFAULT_LIMIT if size is None else size
         column = SORT_KEYS[sort_property]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from celery import Celery
 
 from . import validation as v
 from .errors import TaskValidationError
-from .store.engine import default_database_url
+from .store.engine import default_database_url, without_password
 
 
 def _conf(app: Celery, key: str, default: Any) -> Any:
@@ -18,9 +18,12 @@ def _conf(app: Celery, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
-    """Resolved component settings; every duration is in milliseconds."""
+    """Resolved component settings; every duration is in milliseconds.
+
+    Their repr (and str) hide the database password; ``database_url`` itself is the real URL.
+    """
 
     database_url: str
     default_retry_interval: int
@@ -31,6 +34,11 @@ class Settings:
     lease: int
     poll_interval: int
     redeliver_after: int
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["database_url"] = without_password(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @classmethod
     def resolve(cls, app: Celery, **given: Any) -> Settings:

@@ -25,6 +25,7 @@ from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, safe_call
 from .ids import to_urn
 from .models import BackgroundTask, TaskStatus
+from .reprs import safe_repr
 from .resilience import guarded
 from .timeutil import now_ms
 
@@ -137,30 +138,30 @@ def _seconds(name: str, value: object, *, minimum: float) -> float | None:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TaskValidationError(name, f"must be a number of seconds or a timedelta, got {value!r}")
+        raise TaskValidationError(name, f"must be a number of seconds or a timedelta, got {safe_repr(value)}")
     if value < minimum or value != value:
-        raise TaskValidationError(name, f"must be at least {minimum} seconds, got {value!r}")
+        raise TaskValidationError(name, f"must be at least {minimum} seconds, got {safe_repr(value)}")
     return float(value)
 
 
 def build_definition(run: Any, **fields: Any) -> TaskDefinition:
     """Check the ``definition`` arguments; raise ``TaskValidationError`` naming the bad one."""
-    def_id = v.task_type("id", fields["id"])
+    def_id = v.user_task_type("id", fields["id"])
     title = fields.get("title")
     if title is None:
         title = def_id
     if not isinstance(title, str) or not title.strip():
-        raise TaskValidationError("title", f"must be a non-empty str, got {title!r}")
+        raise TaskValidationError("title", f"must be a non-empty str, got {safe_repr(title)}")
     description = fields.get("description")
     if description is not None and not isinstance(description, str):
         raise TaskValidationError("description", f"must be a str or None, got {type(description).__name__}")
     max_iterations = v.strict_int("max_iterations", fields.get("max_iterations"), minimum=1)
     model = fields.get("input_model")
     if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TaskValidationError("input_model", f"must be a pydantic model class or None, got {model!r}")
+        raise TaskValidationError("input_model", f"must be a pydantic model class or None, got {safe_repr(model)}")
     private = fields.get("private", False)
     if not isinstance(private, bool):
-        raise TaskValidationError("private", f"must be a bool, got {private!r}")
+        raise TaskValidationError("private", f"must be a bool, got {safe_repr(private)}")
     if not callable(run):
         raise TaskValidationError("run", f"must be a function taking a TaskContext, got {type(run).__name__}")
     positive = _seconds("soft_time_limit", fields.get("soft_time_limit"), minimum=0)
@@ -241,7 +242,7 @@ class DefinitionsMixin:
             on_error=on_error, on_abort=on_abort, on_max_iterations=on_max_iterations,
             soft_time_limit=soft_time_limit, state_change_callback=state_change_callback,
         )
-        v.task_type("id", id)
+        v.user_task_type("id", id)
 
         def register(run: RunFunction) -> RunFunction:
             self._register_definition(build_definition(run, **fields))
@@ -254,7 +255,7 @@ class DefinitionsMixin:
 
         existing = self._handlers.get(definition.id)
         if existing is not None and definition.id not in self._definitions:
-            raise TaskValidationError("id", f"{definition.id!r} is already the type of a registered handler")
+            raise TaskValidationError("id", f"{safe_repr(definition.id)} is already the type of a registered handler")
         steps = Iterations(self, definition)  # type: ignore[arg-type]
         self._definitions[definition.id] = definition
         self._handlers[definition.id] = make_spec(definition, steps.execute, steps.on_lost)

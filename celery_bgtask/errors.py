@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .reprs import safe_repr
+
 
 class BgTaskError(Exception):
     """Root of every error celery_bgtask raises.
@@ -34,7 +36,7 @@ class NamespaceMismatchError(BgTaskError):
         self.task_id = task_id
         self.namespace = namespace
         super().__init__(
-            f"task_id: namespace {namespace!r} is not 'background-task:celery' (got {task_id!r})"
+            f"task_id: namespace {safe_repr(namespace)} is not 'background-task:celery' (got {safe_repr(task_id)})"
         )
 
 
@@ -47,7 +49,7 @@ class HandlerNotFoundError(BgTaskError):
 
     def __init__(self, task_type: str) -> None:
         self.task_type = task_type
-        super().__init__(f"task_type: no handler is registered for {task_type!r} in this process")
+        super().__init__(f"task_type: no handler is registered for {safe_repr(task_type)} in this process")
 
 
 class HandlerImportError(BgTaskError):
@@ -56,3 +58,15 @@ class HandlerImportError(BgTaskError):
 
 class StoreUnavailableError(BgTaskError):
     """The database did not answer after the configured retries; nothing was half-written."""
+
+
+class ScheduleNotFoundError(BgTaskError):
+    """A scheduled firing names a schedule that no longer exists, so it runs nothing.
+
+    The callback of a firing is read from its schedule when it runs: a firing committed
+    before ``remove_task`` fails with this error instead of running.
+    """
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"scheduleId: there is no schedule {safe_repr(schedule_id)} (removed); nothing was run")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import HandlerImportError, TaskValidationError
 from .models import BackgroundTask, HandlerOptions
 from .outcome import Outcome
+from .reprs import safe_repr
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class HandlerSpec:
             return None
         fn = getattr(self.module, name, None) if self.module is not None else None
         if not callable(fn):
-            raise TaskValidationError("options", f"{name!r} is not a function in the handler's module")
+            raise TaskValidationError("options", f"{safe_repr(name)} is not a function in the handler's module")
         return typing.cast(Callable[[], Any], fn)
 
 
@@ -100,13 +101,14 @@ def build_spec(
         mod = inspect.getmodule(fn)
     else:
         if not isinstance(module, str) or not _DOTTED.match(module):
-            raise TaskValidationError("module", f"must be a dotted import path or a callable, got {module!r}")
+            raise TaskValidationError("module", f"must be a dotted import path or a callable, got {safe_repr(module)}")
         if not isinstance(method, str) or not method.isidentifier():
-            raise TaskValidationError("method", f"must be a function name in {module!r}, got {method!r}")
+            raise TaskValidationError("method",
+                                      f"must be a function name in {safe_repr(module)}, got {safe_repr(method)}")
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
-            raise HandlerImportError(f"module: cannot import {module!r}: {exc}") from exc
+            raise HandlerImportError(f"module: cannot import {safe_repr(module)}: {exc}") from exc
         found = getattr(mod, method, None)
         if not callable(found):
             raise TaskValidationError("method", f"{module}.{method} is not a function")

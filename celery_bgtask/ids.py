@@ -6,6 +6,7 @@ import re
 import uuid
 
 from .errors import NamespaceMismatchError, TaskValidationError
+from .reprs import safe_repr
 
 NAMESPACE = "background-task:celery"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -42,13 +43,13 @@ def parse_task_id(task_id: object) -> str:
     head, sep, tail = value.rpartition(":")
     if not sep or not head:
         raise TaskValidationError(
-            "task_id", f"must be 'background-task:celery:<32 hex>' or a bare 32-hex id, got {task_id!r}"
+            "task_id", f"must be 'background-task:celery:<32 hex>' or a bare 32-hex id, got {safe_repr(task_id)}"
         )
     if head != NAMESPACE:
         # Another namespace is a mismatch only when the URN itself is well formed.
         if tail and head.count(":") >= 1 and all(head.split(":")):
             raise NamespaceMismatchError(task_id, head)
-        raise TaskValidationError("task_id", f"malformed URN {task_id!r}")
+        raise TaskValidationError("task_id", f"malformed URN {safe_repr(task_id)}")
     if not _HEX32.match(tail):
-        raise TaskValidationError("task_id", f"id part must be 32 hex digits, got {tail!r}")
+        raise TaskValidationError("task_id", f"id part must be 32 hex digits, got {safe_repr(tail)}")
     return tail

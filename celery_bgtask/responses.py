@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from .errors import TaskValidationError
 from .models import ErrorInfo
+from .reprs import safe_repr
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def _seconds(field_name: str, value: object) -> float | None:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise TaskValidationError(field_name, f"must be a number of seconds >= 0 or a timedelta, got {value!r}")
+        raise TaskValidationError(field_name,
+                                  f"must be a number of seconds >= 0 or a timedelta, got {safe_repr(value)}")
     return float(value)
 
 

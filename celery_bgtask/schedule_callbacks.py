@@ -18,6 +18,7 @@ from typing import Any
 from celery.app.task import Task
 
 from .errors import TaskValidationError
+from .reprs import safe_repr
 
 FUNCTION = "function:"
 CELERY_TASK = "celery-task:"
@@ -25,12 +26,39 @@ _MODULE_FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A
 FIELD = "task_callback"
 _USE_FUNCTION = "use a module-level function"
 
+#: Modules (with their submodules) whose functions are never callbacks: a callback runs with
+#: no arguments on every worker, and these can exit, abort, fork, block on a prompt, run a
+#: shell or import anything (``os.path`` lives in ``posixpath``/``ntpath``). Not a sandbox:
+#: callbacks must be trusted code, and this only stops the obvious ones.
+DENIED_MODULES = frozenset({
+    "builtins", "_sitebuiltins", "os", "posix", "nt", "posixpath", "ntpath", "genericpath", "sys",
+    "subprocess", "_posixsubprocess", "shutil", "importlib", "runpy", "pty", "ctypes", "_ctypes",
+    "_thread", "signal", "faulthandler", "code", "pdb",
+})
+
+
+def _refuse_denied(module_name: object, where: str) -> None:
+    """``TaskValidationError`` when ``module_name`` is one of ``DENIED_MODULES`` or inside one."""
+    if not isinstance(module_name, str):
+        return
+    root = module_name.partition(".")[0]
+    if root in DENIED_MODULES:
+        raise TaskValidationError(FIELD, f"{where}: functions of the module {root!r} are refused (builtins, os, sys, "
+                                         f"subprocess and the others of DENIED_MODULES); {_USE_FUNCTION} of your own")
+
 
 def _walk(module_name: str, qualname: str) -> Any:
-    """Import ``module_name`` and follow ``qualname``'s attributes; raise on any miss."""
+    """Import ``module_name`` and follow ``qualname``'s attributes; raise on any miss.
+
+    The denylist is checked on the name before anything is imported, then on every module
+    and on the function the walk reaches (a name can re-export ``os.system``).
+    """
+    where = f"{module_name}:{qualname}"
+    _refuse_denied(module_name, where)
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+        _refuse_denied(obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None), where)
     return obj
 
 
@@ -58,18 +86,18 @@ def callback_ref(callback: object) -> str:
 
 def _string_ref(callback: str) -> str:
     if not _MODULE_FUNCTION.match(callback):
-        raise TaskValidationError(FIELD, f"must be 'module:function' (dotted module path), got {callback!r}")
+        raise TaskValidationError(FIELD, f"must be 'module:function' (dotted module path), got {safe_repr(callback)}")
     module_name, _, qualname = callback.partition(":")
     try:
         target = _walk(module_name, qualname)
     except ImportError as exc:
-        raise TaskValidationError(FIELD, f"cannot import module {module_name!r}: {exc}") from None
+        raise TaskValidationError(FIELD, f"cannot import module {safe_repr(module_name)}: {exc}") from None
     except AttributeError:
-        raise TaskValidationError(FIELD, f"{module_name!r} has no attribute {qualname!r}") from None
+        raise TaskValidationError(FIELD, f"{safe_repr(module_name)} has no attribute {safe_repr(qualname)}") from None
     if _is_celery_task(target):
         return CELERY_TASK + str(target.name)
     if not callable(target):
-        raise TaskValidationError(FIELD, f"{callback!r} is not callable")
+        raise TaskValidationError(FIELD, f"{safe_repr(callback)} is not callable")
     return FUNCTION + callback
 
 
@@ -77,7 +105,7 @@ def _function_ref(callback: Callable[..., Any]) -> str:
     module_name: object = getattr(callback, "__module__", None)
     qualname: object = getattr(callback, "__qualname__", None)
     if not isinstance(module_name, str) or not isinstance(qualname, str):
-        raise TaskValidationError(FIELD, f"{callback!r} has no module and name to import it by")
+        raise TaskValidationError(FIELD, f"{safe_repr(callback)} has no module and name to import it by")
     where = f"{module_name}:{qualname}"
     if "<lambda>" in qualname:
         raise TaskValidationError(FIELD, f"a lambda cannot be imported by a worker ({where}); {_USE_FUNCTION}")
@@ -107,6 +135,6 @@ def resolve(ref: str) -> Callable[..., Any] | str:
         if _is_celery_task(fn):
             return str(fn.name)
         if not callable(fn):
-            raise ValueError(f"{ref!r} is no longer callable")
+            raise ValueError(f"{safe_repr(ref)} is no longer callable")
         return typing.cast(Callable[..., Any], fn)
-    raise ValueError(f"not a scheduled-callback reference: {ref!r}")
+    raise ValueError(f"not a scheduled-callback reference: {safe_repr(ref)}")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from .errors import TaskValidationError
 from .models import ScheduledTaskTime
+from .reprs import safe_repr
 
 _FIELD_ALIASES = {
     "next_trigger_time": "nextTriggerTime",
@@ -29,10 +30,10 @@ def _strict_field(index: int, key: str, value: Any, minimum: int) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskValidationError(
-            f"times[{index}].{name}", f"must be an int >= {minimum}, got {value!r} ({type(value).__name__})"
+            f"times[{index}].{name}", f"must be an int >= {minimum}, got {safe_repr(value)} ({type(value).__name__})"
         )
     if value < minimum:
-        raise TaskValidationError(f"times[{index}].{name}", f"must be an int >= {minimum}, got {value}")
+        raise TaskValidationError(f"times[{index}].{name}", f"must be an int >= {minimum}, got {safe_repr(value)}")
 
 
 def _one(index: int, item: Any) -> ScheduledTaskTime:

@@ -2,7 +2,9 @@
 
 Each firing of a trigger time is an ordinary task record of type ``SCHEDULED_TYPE``
 (committed by the beat that claimed the firing), so it is durable, queryable and
-recovered by the worker sweeper like any other task. Its payload names the callback.
+recovered by the worker sweeper like any other task. Its payload names the schedule; the
+callback that runs is read from the schedule's row, never from the payload, so a record
+written by other means cannot make a worker import and call a name of its choosing.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-
-from .errors import TaskValidationError
+from .errors import ScheduleNotFoundError, TaskValidationError
+from .handlers import HandlerSpec, build_spec
+from .resilience import with_retries
 from .schedule_callbacks import resolve
+from .store.schedules import ScheduleStore
 from .validation import json_text
 
 if TYPE_CHECKING:
@@ -26,13 +29,30 @@ SCHEDULED_TYPE = "celery_bgtask.scheduled"
 
 
 class ScheduledCall:
-    """The handler of ``SCHEDULED_TYPE``: import the callback by name and run it."""
+    """The handler of ``SCHEDULED_TYPE``: look the schedule's callback up by the firing's ``scheduleId`` and run it."""
 
-    def __init__(self, app: Celery) -> None:
-        self.app = app
+    def __init__(self, component: BackgroundTaskComponent) -> None:
+        self.app = component.app
+        self.schedules = ScheduleStore(component.engine)
+
+    def callback_of(self, payload: object) -> str:
+        """The stored callback of the schedule the firing names; raises (running nothing) when there is none."""
+        schedule_id = payload.get("scheduleId") if isinstance(payload, dict) else None
+        if not isinstance(schedule_id, str) or not schedule_id:
+            raise TaskValidationError("payload.scheduleId", "a firing must name its schedule (a non-empty str); "
+                                                            "nothing was run")
+        ref = with_retries("schedule", lambda: self.schedules.callback_of(schedule_id))
+        if ref is None:
+            raise ScheduleNotFoundError(schedule_id)
+        named = payload.get("callback") if isinstance(payload, dict) else None
+        if named is not None and named != ref:
+            log.warning("scheduled task %s: the firing's payload names another callback than the schedule's; "
+                        "running the schedule's (%s)", schedule_id, ref)
+        return ref
 
     def run(self, payload: dict[str, Any]) -> Any:
-        target = resolve(str(payload["callback"]))
+        ref = self.callback_of(payload)
+        target = resolve(ref)
         if isinstance(target, str):
             # A Celery task: send it, so that its own routing, retries and result apply.
             task = self.app.tasks.get(target)
@@ -48,6 +68,6 @@ class ScheduledCall:
         return value
 
 
-def register_scheduled(component: BackgroundTaskComponent) -> None:
-    """Every component can run firings, so any worker of the app picks them up."""
-    component.register_handler(SCHEDULED_TYPE, ScheduledCall(component.app).run)
+def scheduled_spec(component: BackgroundTaskComponent) -> HandlerSpec:
+    """The handler of firings; every component installs it, so any worker of the app runs them."""
+    return build_spec(SCHEDULED_TYPE, ScheduledCall(component).run, None, None, None)

@@ -148,7 +148,10 @@ class TaskSchedulerComponent:
 
     @guarded
     def remove_task(self, task_id: str) -> bool:
-        """Delete the schedule; returns whether there was one. Firings already committed still run."""
+        """Delete the schedule; returns whether there was one.
+
+        A firing committed but not yet run then fails with ``ScheduleNotFoundError`` and runs
+        nothing: a worker reads the callback from the schedule, never from the firing."""
         v.task_type("task_id", task_id)
         self.background._ensure()
         return self.store.delete(task_id)
@@ -175,6 +178,7 @@ class TaskSchedulerComponent:
             "scheduleId": due.schedule_id,
             "position": due.position,
             "triggerTime": due.next_trigger_time,
+            # For people reading the record; the worker runs the callback of the schedule's row.
             "callback": due.callback,
         }
         row = self.background._new_row(

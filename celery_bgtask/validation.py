@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from .errors import TaskValidationError
+from .reprs import safe_repr
 
 MAX_TYPE_LENGTH = 200
+V = TypeVar("V")
+#: Task types under this prefix belong to the package (its scheduled firings); callers may not use them.
+RESERVED_PREFIX = "celery_bgtask."
 
 
 def _describe(value: object) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    return f"{safe_repr(value)} ({type(value).__name__})"
 
 
 def strict_int(field: str, value: object, *, minimum: int, maximum: int | None = None,
@@ -25,9 +29,9 @@ def strict_int(field: str, value: object, *, minimum: int, maximum: int | None =
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskValidationError(field, f"must be an int >= {minimum}, got {_describe(value)}")
     if value < minimum:
-        raise TaskValidationError(field, f"must be an int >= {minimum}, got {value}")
+        raise TaskValidationError(field, f"must be an int >= {minimum}, got {safe_repr(value)}")
     if maximum is not None and value > maximum:
-        raise TaskValidationError(field, f"must be at most {maximum}, got {value}")
+        raise TaskValidationError(field, f"must be at most {maximum}, got {safe_repr(value)}")
     return value
 
 
@@ -36,7 +40,7 @@ def duration_ms(field: str, value: object, *, minimum: int = 1) -> int | None:
     if isinstance(value, timedelta):
         ms = value // timedelta(milliseconds=1)
         if ms < minimum:
-            raise TaskValidationError(field, f"must be at least {minimum} ms, got {value!r}")
+            raise TaskValidationError(field, f"must be at least {minimum} ms, got {safe_repr(value)}")
         return ms
     return strict_int(field, value, minimum=minimum)
 
@@ -55,6 +59,19 @@ def task_type(field: str, value: object) -> str:
         raise TaskValidationError(field, "must be a non-empty str")
     if len(value) > MAX_TYPE_LENGTH:
         raise TaskValidationError(field, f"must be at most {MAX_TYPE_LENGTH} characters, got {len(value)}")
+    return value
+
+
+def user_task_type(field: str, value: object) -> str:
+    """``task_type``, and not one of the package's own (``not_reserved``)."""
+    return not_reserved(field, task_type(field, value))
+
+
+def not_reserved(field: str, value: V) -> V:
+    """Refuse the ``RESERVED_PREFIX`` types: their handlers trust their payload (a scheduled firing's)."""
+    if isinstance(value, str) and value.startswith(RESERVED_PREFIX):
+        raise TaskValidationError(field, f"the prefix {RESERVED_PREFIX!r} is reserved for celery_bgtask's own task "
+                                         f"types, got {safe_repr(value)}")
     return value
 
 

@@ -143,6 +143,15 @@ def open_engine(url: str) -> Engine:
         ) from exc
 
 
+def without_password(url: str) -> str:
+    """``url`` with its password shown as ``***``, for a repr or a message; a URL that does not
+    parse is not shown at all (it might hold a password where no parser would find it)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<not an SQLAlchemy URL>"
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

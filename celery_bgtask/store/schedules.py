@@ -87,6 +87,12 @@ class ScheduleStore:
             conn.execute(delete(schedule_times).where(t.schedule_id == schedule_id))
             return conn.execute(delete(schedules).where(s.id == schedule_id)).rowcount == 1
 
+    def callback_of(self, schedule_id: str) -> str | None:
+        """The schedule's callback as stored by ``add_task``; None when there is no such schedule."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(s.callback).where(s.id == schedule_id)).scalar()
+        return None if value is None else str(value)
+
     def all_times(self) -> list[Row[Any]]:
         """Every time of every schedule, by schedule id and position (for ``tasks_info``)."""
         stmt = select(t.schedule_id, t.next_trigger_time, t.interval_days, t.interval_hours, t.interval_minutes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from typing import Any
@@ -52,6 +53,9 @@ def celery_job() -> str:
 
 
 not_callable = 42
+
+#: A refused function (``os.getpid``) re-exported under a harmless-looking name.
+process_id = os.getpid
 
 
 def make_closure() -> Any:

@@ -43,16 +43,6 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 
-@pytest.fixture
-def make_scheduler(make_component: Callable[..., Any]) -> Callable[..., TaskSchedulerComponent]:
-    """A scheduler on the app of a fresh ``make_component`` component (firings kept forever)."""
-
-    def make(app: Celery | None = None, retain_for: int = -1, **settings: Any) -> TaskSchedulerComponent:
-        return TaskSchedulerComponent(make_component(app, **settings).app, retain_for=retain_for)
-
-    return make
-
-
 @pytest.fixture(autouse=True)
 def _fresh_calls() -> None:
     scheduled_jobs.calls.clear()
