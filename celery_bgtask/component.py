@@ -361,14 +361,16 @@ class BackgroundTaskComponent(DefinitionsMixin):
     def cancel(self, task_id: str, *, include_running: bool = False) -> bool:
         """A ``pending`` task becomes ``cancelled`` and never runs. Returns whether it changed.
 
-        ``include_running`` also cancels a ``processing`` record; the worker uses it when
-        Celery reports the run was revoked with ``terminate=True``.
+        A running task is left alone (and the reason logged): ``abort()`` stops a running
+        definition task. ``include_running`` also cancels a ``processing`` record; the worker
+        uses it when Celery reports the run was revoked with ``terminate=True``.
         """
         bare = parse_task_id(task_id)
         self._ensure()
         now = now_ms()
         current = self.store.get(bare)
         if current is None:
+            log.info("task %s: no record to cancel", bare)
             return False
         allowed = [TaskStatus.PENDING.value]
         if include_running:
@@ -387,6 +389,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             },
         )
         if row is None:
+            _log_not_cancelled(bare, self.store.get(bare) or current)
             return False
         log.info("task %s (type %s) cancelled", bare, row.type)
         self._notify(row)
@@ -441,3 +444,13 @@ class BackgroundTaskComponent(DefinitionsMixin):
             self._notify(row)
         self._publish(bare, row.attempt, row.thread_id, row.type, now)
         return True
+
+
+def _log_not_cancelled(task_id: str, row: Row[Any]) -> None:
+    """Say why ``cancel`` changed nothing: a silent False reads as a bug."""
+    if row.status == TaskStatus.PROCESSING.value:
+        log.info("task %s (type %s) is processing, so cancel() leaves it running: cancel() changes only a "
+                 "pending task; abort() is the way to stop a running definition task", task_id, row.type)
+    else:
+        log.info("task %s (type %s) is %s, so cancel() changes nothing: only a pending task can be cancelled",
+                 task_id, row.type, row.status)
