@@ -18,6 +18,7 @@ from .definitions import DefinitionsMixin, TaskDefinition
 from .errors import TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
 from .ids import new_id, parse_task_id, to_urn
+from .messages import MAX_CHUNK
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
 from .publish import Wakeup
 from .records import retain_until, row_to_task
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-#: The most tasks one ``create_many`` wake-up message may carry.
-MAX_CHUNK = 1000
 
 
 class BackgroundTaskComponent(DefinitionsMixin):
