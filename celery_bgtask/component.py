@@ -13,7 +13,7 @@ from celery import Celery
 from sqlalchemy import Engine, Row
 
 from . import validation as v
-from .config import Settings, default_broker
+from .config import Settings, default_broker, warn_unless_json_only
 from .definitions import DefinitionsMixin, TaskDefinition
 from .errors import TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
@@ -67,6 +67,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             **settings,
         )
         default_broker(app)
+        warn_unless_json_only(app)
         self.engine = engine if engine is not None else open_engine(self.settings.database_url)
         self.store = TaskStore(self.engine)
         self._handlers: dict[str, HandlerSpec] = {}

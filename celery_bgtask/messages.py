@@ -24,6 +24,8 @@ MAX_CHUNK = 1000
 #: The ``attempt`` column is a 32-bit int, and a claim writes ``attempt + 1``.
 MAX_ATTEMPT = 2**31 - 2
 
+#: The only content type our tasks take (kombu's for ``serializer="json"``).
+JSON = "application/json"
 #: (task id, expected attempt): what one wake-up asks for.
 Key = tuple[str, int]
 
@@ -110,17 +112,24 @@ def body_problem(payload: Any) -> str | None:
 
 
 def guarded_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Callable[..., Any]:
-    """Our tasks' ``Strategy``: Celery's default one behind a check of the body's shape.
+    """Our tasks' ``Strategy``: Celery's default one behind a check of the content type and
+    of the body's shape, in the consumer, before Celery decodes the body.
 
-    Celery's own strategy raises on some bodies (JSON ``null`` or a number), in the consumer,
-    which stops the whole worker; such a message is logged and acked here instead.
+    A message that is not JSON is dropped unread, so our tasks are JSON only even in an app
+    whose ``accept_content`` allows pickle. Celery's own strategy raises on some bodies (JSON
+    ``null`` or a number), which stops the whole worker; such a message is dropped too.
     """
     from celery.worker.strategy import default
 
     handle = default(task, app, consumer, **options)
 
     def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **more: Any) -> Any:
-        problem = body_problem(message.payload)  # a disallowed content type still raises, for Celery
+        # Before anything reads the body: a pickle is never loaded, whatever accept_content allows.
+        problem: str | None
+        if message.content_type != JSON:
+            problem = f"content type {message.content_type!r}: these tasks take {JSON} only; it was not read"
+        else:
+            problem = body_problem(message.payload)
         if problem is None:
             return handle(message, body, ack, reject, callbacks, **more)
         log.warning("%s: malformed message dropped (%s)", task.name, problem)

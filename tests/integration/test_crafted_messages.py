@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 
 from celery_bgtask import BackgroundTaskComponent, TaskStatus
+from celery_bgtask.config import JSON_NAMES
 from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import new_id, parse_task_id, to_urn
 from tests.helpers import set_fields, status_of, take_messages, wait_for
@@ -163,6 +164,7 @@ def test_crafted_messages_are_logged_and_dropped(make_component: Any, worker: An
 @pytest.fixture(autouse=True)
 def _reset_handlers() -> None:
     handlers.runs.clear()
+    handlers.lifecycle.clear()
 
 
 def test_a_real_id_with_a_wrong_attempt_never_runs_or_changes(make_component: Any, worker: Any,
@@ -188,11 +190,11 @@ RAW_BODIES: list[Any] = [
 ]
 
 
-def _publish_raw(app: Celery, name: str, body: Any, queue: str) -> None:
-    """A message with Celery's headers for ``name`` and ``body`` as it is, serialised as JSON."""
+def _publish_raw(app: Celery, name: str, body: Any, queue: str, serializer: str = "json") -> None:
+    """A message with Celery's headers for ``name`` and ``body`` as it is, serialised with ``serializer``."""
     template = app.amqp.create_task_message(str(uuid.uuid4()), name, (), {})
     with app.producer_or_acquire() as producer:
-        producer.publish(body, routing_key=queue, exchange="", serializer="json", headers=template.headers,
+        producer.publish(body, routing_key=queue, exchange="", serializer=serializer, headers=template.headers,
                          declare=[app.amqp.queues[queue]], **template.properties)
 
 
@@ -213,3 +215,63 @@ def test_bodies_that_are_not_celerys_are_dropped(make_component: Any, worker: An
     # in the consumer: "Unrecoverable error", and the worker was gone).
     assert len(said) == len(RAW_BODIES) and _errors(caplog) == [], [r.getMessage() for r in said]
     assert set(_leftover(bg.app, queue_name)) <= {STOP}
+
+
+def _config_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "celery_bgtask.config" and r.levelno == logging.WARNING]
+
+
+def test_the_installed_app_takes_json_only(celery_app_factory: Any, make_component: Any,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    app = celery_app_factory()
+    with caplog.at_level(logging.WARNING, logger="celery_bgtask.config"):
+        make_component(app)
+    assert set(app.conf.accept_content) <= JSON_NAMES
+    assert app.conf.result_accept_content is None or set(app.conf.result_accept_content) <= JSON_NAMES
+    assert [app.tasks[name].serializer for name in (RUN_TASK, RUN_MANY_TASK)] == ["json", "json"]
+    assert _config_warnings(caplog) == []
+
+
+def test_an_app_that_accepts_pickle_is_warned_and_left_alone(celery_app_factory: Any, make_component: Any,
+                                                            queue_name: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = celery_app_factory(accept_content=["json", "pickle"], result_accept_content=["pickle"],
+                             task_serializer="pickle")
+    with caplog.at_level(logging.WARNING, logger="celery_bgtask.config"):
+        bg = make_component(app)
+    warned = _config_warnings(caplog)
+    assert len(warned) == 2
+    assert warned[0].startswith("app.conf.accept_content allows pickle besides JSON")
+    assert warned[1].startswith("app.conf.result_accept_content allows pickle besides JSON")
+    assert app.conf.accept_content == ["json", "pickle"]  # the user's own tasks may need it
+    # Ours stay JSON whatever the app's task_serializer, and so do the messages they are sent.
+    assert [app.tasks[name].serializer for name in (RUN_TASK, RUN_MANY_TASK)] == ["json", "json"]
+    bg.register_handler("counted", H, "counted")
+    bg.create("counted", {"key": "k"})
+    bg.create_many("counted", [{"key": "k"}] * 2, chunk_size=2)
+    with app.connection_for_write() as conn:
+        types = []
+        while (message := conn.default_channel.basic_get(queue_name, no_ack=True)) is not None:
+            types.append(message.content_type)
+    assert types == ["application/json"] * 2
+
+
+@pytest.mark.parametrize("accept", [None, ["json", "pickle"]], ids=["default", "app-accepts-pickle"])
+def test_a_pickled_message_is_dropped_unread(celery_app_factory: Any, make_component: Any, worker: Any,
+                                             queue_name: str, caplog: pytest.LogCaptureFixture,
+                                             accept: list[str] | None) -> None:
+    caplog.set_level(logging.INFO, logger="celery_bgtask")
+    app = celery_app_factory(**({} if accept is None else {"accept_content": accept}))
+    bg, bare = _target(lambda **settings: make_component(app, **settings), queue_name)
+    before = dict(bg.store.get(bare)._mapping)
+    with worker(bg.app):
+        # Had any been read, the first two would run the target and the third leave a trace.
+        _publish_raw(app, RUN_TASK, [[bare, AT], {"task_type": "counted"}, None], queue_name, "pickle")
+        _publish_raw(app, RUN_MANY_TASK, [[[[bare, AT]]], {"task_type": "counted"}, None], queue_name, "pickle")
+        _publish_raw(app, RUN_TASK, [[handlers.Unpickled(), AT], {}, None], queue_name, "pickle")
+        after = bg.create("counted", {"key": "after"}, retain_for=-1)
+        wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS, what="a real task after them")
+        assert dict(bg.store.get(bare)._mapping) == before and handlers.runs["target"] == 0
+    assert "unpickled" not in handlers.lifecycle
+    said = [r.getMessage() for r in _said(caplog, STOP, parse_task_id(after))]
+    assert len(said) == 3 and all("content type 'application/x-python-serialize'" in m for m in said), said
+    assert _errors(caplog) == [] and set(_leftover(app, queue_name)) <= {STOP}
