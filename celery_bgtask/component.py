@@ -13,11 +13,12 @@ from celery import Celery
 from sqlalchemy import Engine, Row
 
 from . import validation as v
-from .config import Settings, default_broker
+from .config import Settings, default_broker, warn_unless_json_only
 from .definitions import DefinitionsMixin, TaskDefinition
 from .errors import TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
 from .ids import new_id, parse_task_id, to_urn
+from .messages import MAX_CHUNK
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
 from .publish import Wakeup
 from .records import retain_until, row_to_task
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-#: The most tasks one ``create_many`` wake-up message may carry.
-MAX_CHUNK = 1000
 
 
 class BackgroundTaskComponent(DefinitionsMixin):
@@ -69,6 +68,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             **settings,
         )
         default_broker(app)
+        warn_unless_json_only(app)
         self.engine = engine if engine is not None else open_engine(self.settings.database_url)
         self.store = TaskStore(self.engine)
         self._handlers: dict[str, HandlerSpec] = {}
@@ -369,14 +369,16 @@ class BackgroundTaskComponent(DefinitionsMixin):
     def cancel(self, task_id: str, *, include_running: bool = False) -> bool:
         """A ``pending`` task becomes ``cancelled`` and never runs. Returns whether it changed.
 
-        ``include_running`` also cancels a ``processing`` record; the worker uses it when
-        Celery reports the run was revoked with ``terminate=True``.
+        A running task is left alone (and the reason logged): ``abort()`` stops a running
+        definition task. ``include_running`` also cancels a ``processing`` record; the worker
+        uses it when Celery reports the run was revoked with ``terminate=True``.
         """
         bare = parse_task_id(task_id)
         self._ensure()
         now = now_ms()
         current = self.store.get(bare)
         if current is None:
+            log.info("task %s: no record to cancel", bare)
             return False
         allowed = [TaskStatus.PENDING.value]
         if include_running:
@@ -395,6 +397,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
             },
         )
         if row is None:
+            _log_not_cancelled(bare, self.store.get(bare) or current)
             return False
         log.info("task %s (type %s) cancelled", bare, row.type)
         self._notify(row)
@@ -449,3 +452,13 @@ class BackgroundTaskComponent(DefinitionsMixin):
             self._notify(row)
         self._publish(bare, row.attempt, row.thread_id, row.type, now)
         return True
+
+
+def _log_not_cancelled(task_id: str, row: Row[Any]) -> None:
+    """Say why ``cancel`` changed nothing: a silent False reads as a bug."""
+    if row.status == TaskStatus.PROCESSING.value:
+        log.info("task %s (type %s) is processing, so cancel() leaves it running: cancel() changes only a "
+                 "pending task; abort() is the way to stop a running definition task", task_id, row.type)
+    else:
+        log.info("task %s (type %s) is %s, so cancel() changes nothing: only a pending task can be cancelled",
+                 task_id, row.type, row.status)

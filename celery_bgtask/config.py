@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -11,6 +12,10 @@ from celery import Celery
 from . import validation as v
 from .errors import TaskValidationError
 from .store.engine import default_database_url, without_password
+
+log = logging.getLogger(__name__)
+#: The names Celery takes for JSON in ``accept_content``.
+JSON_NAMES = frozenset({"json", "application/json"})
 
 
 def _conf(app: Celery, key: str, default: Any) -> Any:
@@ -74,3 +79,18 @@ def default_broker(app: Celery) -> None:
     """The embedded default: Celery's in-memory broker when none was configured at all."""
     if not app.conf.broker_url and not os.environ.get("CELERY_BROKER_URL"):
         app.conf.broker_url = "memory://"
+
+
+def warn_unless_json_only(app: Celery) -> None:
+    """Say so when the app lets its workers deserialise more than JSON (pickle runs code as it loads).
+
+    Our own tasks drop any message that is not JSON unread (``messages.guarded_strategy``);
+    the app's setting is left alone, since the user's own tasks may need it.
+    """
+    for key in ("accept_content", "result_accept_content"):
+        others = sorted({str(c) for c in app.conf.get(key) or ()} - JSON_NAMES)
+        if others:
+            log.warning("app.conf.%s allows %s besides JSON: this app's workers will deserialise such messages "
+                        "for your own tasks, and pickle runs code as it loads. celery_bgtask's tasks take JSON "
+                        "only and drop anything else unread; set %s=['json'] unless your own tasks need more",
+                        key, ", ".join(others), key)

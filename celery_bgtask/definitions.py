@@ -81,7 +81,10 @@ class TaskDefinition:
     def parse_input(self, value: Any, field: str = "input") -> Any:
         """The input as ``run`` sees it: an ``input_model`` instance, or a dict.
 
-        Raises ``TaskValidationError`` listing every invalid field.
+        Unknown keys follow the model's own ``extra`` setting, as pydantic does: dropped
+        (``"ignore"``, the default), refused (``"forbid"``) or kept (``"allow"``); an instance
+        of another model (a subclass too) is validated from its dump, so its fields get the
+        same treatment. Raises ``TaskValidationError`` listing every invalid field.
         """
         if self.input_model is None:
             if value is None:
@@ -91,8 +94,10 @@ class TaskDefinition:
             if not isinstance(value, dict):
                 raise TaskValidationError(field, f"must be a dict (or None), got {type(value).__name__}")
             return value
-        if isinstance(value, self.input_model):
+        if type(value) is self.input_model:
             return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True)
         try:
             return self.input_model.model_validate({} if value is None else value)
         except ValidationError as exc:

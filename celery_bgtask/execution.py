@@ -1,12 +1,13 @@
 """The Celery side: one Celery task runs every task type.
 
-A message carries ``(task_id, expected_attempt)`` and the type (for routing). The worker:
+A message carries ``(task_id, expected_attempt)`` and the type (for routing); one that does
+not have that form is logged and dropped (``messages``). The worker:
 
 1. checks that this process has a handler for the type (else it leaves the record
    pending, and a worker that has the handler picks it up through the sweeper);
 2. takes a concurrency slot when the type has ``max_worker_count``;
-3. claims the record with one conditional UPDATE (pending/between iterations, due, at the
-   expected attempt -> processing under a lease). A duplicate message, a cancelled or
+3. claims the record with one conditional UPDATE (pending/between iterations, due, of the
+   message's type, at the expected attempt -> processing under a lease). A duplicate message, a cancelled or
    removed task, or a stale wake-up fails the claim and does nothing;
 4. runs the handler and commits the outcome, fenced by the attempt number;
 5. tells Celery the outcome the same way Celery would see it: a return for success,
@@ -40,6 +41,7 @@ from .backlog import Backlog
 from .errors import BgTaskError, StoreUnavailableError
 from .handlers import HandlerSpec
 from .lifecycle import ProcessLifecycle
+from .messages import Key, chunk_keys, parse_run, parse_run_many, run_key
 from .models import ErrorInfo
 from .outcome import Outcome, record_update
 from .publish import Wakeup, WakeupSender, broker_trouble
@@ -137,18 +139,29 @@ class Runner:
         runner = self
         # Acked only once the outcome is committed; a lost pool process requeues the message.
         options: dict[str, Any] = {"shared": False, "bind": True, "acks_late": True, "reject_on_worker_lost": True,
-                                   "ignore_result": True, "serializer": "json"}
+                                   "ignore_result": True, "serializer": "json",
+                                   "Strategy": "celery_bgtask.messages:guarded_strategy"}
 
         # ``throws``: an expected outcome, already recorded: Celery logs it without a traceback.
+        # Any arguments are taken, and checked by ``messages``: a message crafted onto the broker
+        # that is not what ``publish`` sends is logged and dropped, not a TypeError per delivery.
         @app.task(name=RUN_TASK, throws=(TaskFailed,), **options)
-        def run(task: Any, task_id: str, attempt: int, task_type: str | None = None) -> Any:
+        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed = parse_run(args, kwargs)
+            if parsed is None:
+                return None
+            (task_id, attempt), task_type = parsed
             with _requeued_while_unavailable(f"task {task_id}"):
                 return runner.execute(task, task_id, attempt, task_type)
 
         @app.task(name=RUN_MANY_TASK, **options)
-        def run_many(task: Any, items: Any, task_type: str | None = None) -> None:
+        def run_many(task: Any, *args: Any, **kwargs: Any) -> None:
+            parsed = parse_run_many(args, kwargs)
+            if parsed is None:
+                return
+            keys, task_type = parsed
             with _requeued_while_unavailable("a chunk of tasks"):
-                runner.execute_many(task, items, task_type)
+                runner.execute_many(task, keys, task_type)
 
         self.task = run
         self.many_task = run_many
@@ -185,13 +198,13 @@ class Runner:
         if task_type is None:
             row0 = comp.store.get(task_id)
             if row0 is None:
-                log.info("task %s: no record (removed); nothing to run", task_id)
+                log.info("task %s: no record (removed, or an id from elsewhere); nothing to run", task_id)
                 return None
             task_type = row0.type
         spec = comp.handler(task_type)
         if spec is None:
             log.warning("task %s: no handler for type %r in this worker; it stays pending", task_id, task_type)
-            comp.store.set_enqueued(task_id, None)
+            comp.store.release_wakeup(task_id, task_type, attempt)
             return None
 
         capped = spec.options.max_worker_count
@@ -201,14 +214,14 @@ class Runner:
             slot = with_retries("slot", lambda: comp.store.acquire_slot(task_type, capped, task_id, now, lease_until))
             if slot is None:
                 log.info("task %s (type %s): %d already running; it waits as pending", task_id, task_type, capped)
-                comp.store.set_enqueued(task_id, None)
+                comp.store.release_wakeup(task_id, task_type, attempt)
                 return None
         worker = f"{getattr(task.request, 'hostname', None) or self.hostname}"
-        row = with_retries("claim", lambda: comp.store.claim(task_id, attempt, now, lease_until, worker))
+        row = with_retries("claim", lambda: comp.store.claim(task_id, task_type, attempt, now, lease_until, worker))
         if row is None:
             if capped is not None:
                 comp.store.release_slot(task_type, task_id)
-            log.debug("task %s: claim at attempt %s failed (duplicate, cancelled, removed, not due)", task_id, attempt)
+            _log_claim_lost(comp.store.get(task_id), task_id, task_type, attempt)
             return None
         claimed = attempt + 1
         self.heartbeat.add(task_id, claimed)
@@ -222,7 +235,7 @@ class Runner:
             if capped is not None:
                 comp.store.release_slot(task_type, task_id)
 
-    def execute_many(self, task: Any, items: Any, task_type: str | None) -> None:
+    def execute_many(self, task: Any, keys: Sequence[Key], task_type: str | None) -> None:
         """Run the tasks of one chunked wake-up one after another, each exactly as ``execute`` would.
 
         Each has its own claim, outcome commit and state-change callbacks; a failure or a
@@ -234,7 +247,7 @@ class Runner:
         their claim and are skipped). An unexpected error (the database gone beyond
         ``with_retries``) stops the chunk the same way and is raised to Celery.
         """
-        for key in _chunk_keys(items):
+        for key in keys:
             # Recorded, not reported: Celery's signals see only the whole message, so settle here.
             self._execute(task, key[0], key[1], task_type)
             self.settle(key)
@@ -346,6 +359,20 @@ def _sent(app: Celery, send: Callable[[], None], what: str) -> bool:
         return False
 
 
+def _log_claim_lost(row: Row[Any] | None, task_id: str, task_type: str, attempt: int) -> None:
+    """Why a wake-up claimed nothing: usually a duplicate (debug), else what does not match (info)."""
+    if row is None:
+        log.info("task %s: no record (removed, or an id from elsewhere); wake-up dropped", task_id)
+    elif row.type != task_type:
+        log.info("task %s: the wake-up names type %r but the record is of type %r; dropped", task_id, task_type,
+                 row.type)
+    elif row.attempt != attempt:
+        log.info("task %s: the wake-up is for attempt %d but the record is at attempt %d (%s); dropped", task_id,
+                 attempt, row.attempt, row.status)
+    else:
+        log.debug("task %s: claim at attempt %d failed (a duplicate, cancelled, or not due)", task_id, attempt)
+
+
 def runner_of(app: Any) -> Runner | None:
     """The runner ``install`` put on ``app``, if any."""
     runner = getattr(app, "_bgtask_runner", None)
@@ -362,43 +389,18 @@ def _request_task_id(request: Any) -> str | None:
     return str(args[0]) if args else getattr(request, "id", None)
 
 
-def _chunk_keys(items: Any) -> list[tuple[str, int]]:
-    """The (task id, expected attempt) pairs of a ``run_many`` message; malformed ones are logged and left out."""
-    if not isinstance(items, list):
-        log.warning("run_many: malformed message, a list of [task_id, attempt] expected, got %r", items)
-        return []
-    keys = []
-    for item in items:
-        key = _run_key(item)
-        if key is None:
-            log.warning("run_many: malformed item %r skipped", item)
-        else:
-            keys.append(key)
-    return keys
-
-
-def _run_key(args: Any) -> tuple[str, int] | None:
-    """(task id, expected attempt) from a run message's arguments."""
-    if not isinstance(args, (list, tuple)) or len(args) < 2 or not isinstance(args[0], str):
-        return None
-    try:
-        return args[0], int(args[1])
-    except (TypeError, ValueError):
-        return None
-
-
 @signals.task_success.connect(weak=False, dispatch_uid="celery_bgtask.success")
 def _on_success(sender: Any = None, **_: Any) -> None:
     runner = _runner_for(sender)
     if runner is not None:
-        runner.settle(_run_key(getattr(sender.request, "args", None)))
+        runner.settle(run_key(getattr(sender.request, "args", None)))
 
 
 @signals.task_retry.connect(weak=False, dispatch_uid="celery_bgtask.retry")
 def _on_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
     runner = _runner_for(sender)
     if runner is not None:
-        runner.settle(_run_key(getattr(request, "args", None)))
+        runner.settle(run_key(getattr(request, "args", None)))
 
 
 @signals.task_failure.connect(weak=False, dispatch_uid="celery_bgtask.failure")
@@ -408,7 +410,7 @@ def _on_failure(sender: Any = None, args: Any = None, **_: Any) -> None:
         # In the pool process this settles a committed failure. In the main process
         # (a lost worker, a hard time limit) there is nothing to settle: the lease runs
         # out and the sweeper retries or fails the task.
-        runner.settle(_run_key(args))
+        runner.settle(run_key(args))
 
 
 @signals.task_revoked.connect(weak=False, dispatch_uid="celery_bgtask.revoked")
@@ -422,7 +424,7 @@ def _on_revoked(sender: Any = None, request: Any = None, terminated: bool = Fals
         return
     if sender.name == RUN_MANY_TASK:
         args: Sequence[Any] = getattr(request, "args", None) or ([],)
-        task_ids = [task_id for task_id, _ in _chunk_keys(args[0])]
+        task_ids = [task_id for task_id, _ in chunk_keys(args[0])]
     else:
         task_ids = [task_id] if (task_id := _request_task_id(request)) else []
     for task_id in task_ids:

@@ -118,8 +118,10 @@ class Iterations:
         definition = self.definition
         merged = {**(stored if isinstance(stored, dict) else {}), **answer.input_patch}
         try:
-            definition.parse_input(merged, field="input_patch")
-            text = json_text("input_patch", merged, max_bytes=self.component.settings.max_payload_bytes)
+            # What is stored is the validated input, as at trigger time: the model's ``extra``
+            # setting decides what becomes of a key the patch adds that the model lacks.
+            value = definition.parse_input(merged, field="input_patch")
+            text = json_text("input_patch", value, max_bytes=self.component.settings.max_payload_bytes)
         except TaskValidationError as exc:
             return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
                            retryable=False, extra={"iterations": count})

@@ -187,7 +187,7 @@ def _worker(app: Celery, pool: str = "threads", concurrency: int = 2) -> Iterato
         if runner is not None:
             # Celery runs one more drain cycle after it decides to stop, so send two.
             for _ in range(2):
-                runner.publish("0" * 32, -1, app.conf.task_default_queue, None, "celery_bgtask.wakeup", now_ms())
+                runner.publish("0" * 32, 0, app.conf.task_default_queue, None, "celery_bgtask.wakeup", now_ms())
         thread.join(15)
         worker_state.should_terminate = None
         if thread.is_alive():

@@ -70,8 +70,8 @@ def _claim_statement() -> Update:
     runnable = or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None)))
     return (
         update(tasks)
-        .where(c.id == bindparam("b_id"), runnable, c.attempt == bindparam("b_attempt"),
-               c.next_run_at <= bindparam("b_now"))
+        .where(c.id == bindparam("b_id"), c.type == bindparam("b_type"), runnable,
+               c.attempt == bindparam("b_attempt"), c.next_run_at <= bindparam("b_now"))
         .values(status=PROCESSING, attempt=bindparam("b_new_attempt"), lease_until=bindparam("b_lease"),
                 date_modified=bindparam("b_now"), worker=bindparam("b_worker"))
     )
@@ -174,6 +174,14 @@ class TaskStore:
     def set_enqueued(self, task_id: str, enqueued_at: int | None) -> None:
         self._write(update(tasks).where(c.id == task_id).values(enqueued_at=enqueued_at))
 
+    def release_wakeup(self, task_id: str, task_type: str, attempt: int) -> None:
+        """A wake-up that will not run its task here: mark it unsent, so a sweeper sends another.
+
+        Only when the wake-up is the record's (type and attempt), so a stale or crafted one changes nothing.
+        """
+        self._write(update(tasks).where(c.id == task_id, c.type == task_type, c.attempt == attempt)
+                    .values(enqueued_at=None))
+
     def set_enqueued_many(self, task_ids: Sequence[str], enqueued_at: int | None, *, hint: bool = False) -> None:
         """``hint``: the mark only saves a sweeper a duplicate wake-up (which the claim fences
         off) if it is lost, so on PostgreSQL it commits without waiting for the WAL flush."""
@@ -257,13 +265,16 @@ class TaskStore:
             return list(conn.execute(stmt))
 
     # -- execution -----------------------------------------------------------------
-    def claim(self, task_id: str, expected_attempt: int, now: int, lease_until: int, worker: str) -> Row[Any] | None:
-        """pending (or between iterations), due, at ``expected_attempt`` -> processing under a lease.
+    def claim(self, task_id: str, task_type: str, expected_attempt: int, now: int, lease_until: int,
+              worker: str) -> Row[Any] | None:
+        """pending (or between iterations), due, of ``task_type``, at ``expected_attempt`` -> processing
+        under a lease. The type is checked too: the wake-up's type chose the handler.
 
         Committed asynchronously on PostgreSQL: a lost claim is harmless (see ``ASYNC_COMMIT``).
         """
         stmt = self._prepared("claim", _claim_statement, async_commit=True)
-        params = {"b_id": task_id, "b_attempt": expected_attempt, "b_now": now, "b_new_attempt": expected_attempt + 1,
+        params = {"b_id": task_id, "b_type": task_type, "b_attempt": expected_attempt,
+                  "b_now": now, "b_new_attempt": expected_attempt + 1,
                   "b_lease": lease_until, "b_worker": worker}
         return self._run_prepared(stmt, params, task_id, hot=True)
 

@@ -71,3 +71,16 @@ def shutdown() -> None:
 def tracked() -> str:
     lifecycle.append("run")
     return "ok"
+
+
+def mark_unpickled(tag: str) -> str:
+    """Called when a ``Unpickled`` is loaded from a pickle: the test sees it in ``lifecycle``."""
+    lifecycle.append(tag)
+    return tag
+
+
+class Unpickled:
+    """An object whose unpickling leaves a trace, as a hostile pickle would run code."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return mark_unpickled, ("unpickled",)

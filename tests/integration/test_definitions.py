@@ -487,7 +487,7 @@ def test_a_lost_iteration_resumes_from_the_committed_input_and_counts(make_compo
         bare = parse_task_id(u)
         bg.store.transition(bare, [], {"next_run_at": now})
         # a worker claims the iteration and dies: its lease is already over
-        assert bg.store.claim(bare, 0, now, now - 1, "gone@host") is not None
+        assert bg.store.claim(bare, bg.store.get(bare).type, 0, now, now - 1, "gone@host") is not None
     Sweeper(bg).recover_expired(now_ms())
     task = _task(bg, urn)
     assert task.status is TaskStatus.PROCESSING and task.payload == {"page": 1}

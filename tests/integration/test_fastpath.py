@@ -29,10 +29,11 @@ def test_claim_and_finish_return_rows_and_wrap_errors(make_component: Any) -> No
     assert bg.store._fast is not None  # psycopg 3 on PostgreSQL: the fast path is the one under test
     task_id = parse_task_id(bg.create("t", {"a": 1}, retain_for=-1))
     now = now_ms()
-    row = bg.store.claim(task_id, 0, now, now + 60_000, "w1")
+    assert bg.store.claim(task_id, "other", 0, now, now + 60_000, "w1") is None  # fenced: not its type
+    row = bg.store.claim(task_id, "t", 0, now, now + 60_000, "w1")
     assert isinstance(row, Row) and row.status == "processing" and row.attempt == 1
     assert row._mapping["payload"] == '{"a":1}' and row._mapping.get("worker") == "w1"
-    assert bg.store.claim(task_id, 0, now, now + 60_000, "w2") is None  # fenced: the attempt moved on
+    assert bg.store.claim(task_id, "t", 0, now, now + 60_000, "w2") is None  # fenced: the attempt moved on
     with pytest.raises(DBAPIError):
         bg.store.finish(task_id, 1, {"status": "x" * 100})  # longer than the column: the server refuses
     done = bg.store.finish(task_id, 1, {"status": "success", "lease_until": None, "result": "1"})
@@ -51,7 +52,7 @@ def _sessions(bg: Any) -> int:
 
 def _claim_and_finish(bg: Any, task_id: str) -> Row[Any] | None:
     now = now_ms()
-    row = bg.store.claim(task_id, 0, now, now + 60_000, "w")
+    row = bg.store.claim(task_id, "t", 0, now, now + 60_000, "w")
     assert row is not None and row.status == "processing"
     return cast("Row[Any] | None", bg.store.finish(task_id, 1, {"status": "success", "lease_until": None}))
 
@@ -102,7 +103,7 @@ def test_a_killed_session_is_replaced_and_the_write_retried(make_component: Any)
 
     def claim() -> Any:
         attempts.append(1)
-        return bg.store.claim(second, 0, now, now + 60_000, "w")
+        return bg.store.claim(second, "t", 0, now, now + 60_000, "w")
 
     # The held connection is dead: the claim fails as an invalidated connection, which
     # with_retries (as the worker calls it) retries on a new one.

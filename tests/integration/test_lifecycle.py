@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -334,3 +335,21 @@ def test_a_long_run_keeps_its_lease_alive_and_is_not_recovered(make_component: A
     task = bg.get(urn)
     assert task is not None and task.retries_remaining == 1  # never retried
     assert handlers.runs["long"] == 1
+
+
+def test_cancel_of_a_running_task_says_why_it_changed_nothing(make_component: Any, worker: Any,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    bg = make_component()
+    bg.register_handler("gated", H, "gated")
+    urn = bg.create("gated", {"key": "running"}, retain_for=-1)
+    bare = urn.rsplit(":", 1)[1]
+    with worker(bg.app):
+        wait_for(lambda: handlers.runs["running"] == 1, what="the run started")
+        with caplog.at_level(logging.INFO, logger="celery_bgtask.component"):
+            assert bg.cancel(urn) is False
+        handlers.gate.set()
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.SUCCESS, what="the run finished anyway")
+    said = [r for r in caplog.records if r.name == "celery_bgtask.component" and bare in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    message = said[0].getMessage()
+    assert "is processing" in message and "abort()" in message and "type gated" in message
