@@ -72,3 +72,22 @@ def take_messages(app: Celery, queue: str) -> list[tuple[dict[str, Any], list[An
             args, kwargs, _ = message.decode()
             out.append((message.headers, args, kwargs))
     return out
+
+
+def table_rows(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the task and schedule tables, sorted: compare before and after a refused call."""
+    from sqlalchemy import select
+
+    from celery_bgtask.store.schema import schedule_times, schedules, tasks
+
+    with engine.connect() as conn:
+        return {t.name: sorted((tuple(r) for r in conn.execute(select(t))), key=repr)
+                for t in (tasks, schedules, schedule_times)}
+
+
+def deep(depth: int, leaf: Any = 1) -> Any:
+    """A value nested ``depth`` levels deep, alternating dicts and lists."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value]
+    return value

@@ -71,3 +71,10 @@ def shutdown() -> None:
 def tracked() -> str:
     lifecycle.append("run")
     return "ok"
+
+
+def nested(payload: dict[str, Any]) -> Any:
+    """Returns a value nested ``payload['depth']`` levels deep."""
+    from tests.helpers import deep
+
+    return deep(payload["depth"])
