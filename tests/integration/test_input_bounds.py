@@ -274,3 +274,55 @@ def test_an_abort_message_at_the_limit_is_kept(bg: BackgroundTaskComponent) -> N
     readable(bg, urn)
     task = bg.get(urn)
     assert task is not None and task.error is not None and task.error.message == "é" * MAX_MESSAGE_CHARS
+
+
+# -- what held before, and must keep holding -------------------------------------------------
+def test_like_wildcards_in_a_type_match_only_that_type(bg: BackgroundTaskComponent) -> None:
+    types = ["a_c", "abc", "a%c", "aXc", "a\\c", "a\\_c", "%", "_"]
+    urns = {t: bg.create(t, {}) for t in types}
+    for t in types:
+        assert [e.id for e in bg.query(task_type=t).entities] == [urns[t].rsplit(":", 1)[1]], t
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"sort_property": "dateCreated; DROP TABLE bgtask_tasks"}, "sort_property"),
+    ({"sort_property": "date_created desc, id"}, "sort_property"),
+    ({"sort_property": "(select 1)"}, "sort_property"),
+    ({"task_status": "pending' OR '1'='1"}, "task_status"),
+    ({"task_status": "pending; DELETE FROM bgtask_tasks"}, "task_status"),
+    ({"sort_direction": "asc; DROP TABLE bgtask_tasks"}, "sort_direction"),
+])
+def test_sql_in_sort_or_status_is_refused(bg: BackgroundTaskComponent, kwargs: dict[str, Any], field: str) -> None:
+    urn = bg.create("x", {})
+    refused(bg, field, lambda: bg.query(**kwargs))
+    readable(bg, urn)
+
+
+def test_the_payload_cap_is_exact_to_the_byte(make_component: Callable[..., BackgroundTaskComponent]) -> None:
+    bg = make_component(max_payload_bytes=1000)
+    bg._ensure()
+    fits = "é" * 499  # '"' + 998 bytes + '"': exactly 1000 bytes of JSON
+    urn = bg.create("x", fits)
+    readable(bg, urn)
+    error = refused(bg, "payload", lambda: bg.create("x", fits + "a"))
+    assert error.rule == "JSON is 1001 bytes, more than the maximum 1000"
+
+
+def test_cursors_of_another_database_or_query_and_truncated_ones_are_refused(
+    bg: BackgroundTaskComponent, celery_app_factory: Callable[..., Any], tmp_path: Any
+) -> None:
+    bg.create_many("c", [{}] * 3)
+    cursor = bg.query(task_type="c", limit=1).cursor
+    assert cursor is not None
+    other = BackgroundTaskComponent(celery_app_factory(), database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    try:
+        other.create_many("c", [{}] * 3)
+        with pytest.raises(TaskValidationError, match=r"^cursor: signature does not match"):
+            other.query(task_type="c", limit=1, cursor=cursor)
+    finally:
+        other.engine.dispose()
+    for bad in (cursor[:-1], cursor[: len(cursor) // 2], cursor.split(".")[0] + ".", "." + cursor.split(".")[1]):
+        refused(bg, "cursor", lambda: bg.query(task_type="c", limit=1, cursor=bad))  # noqa: B023
+    refused(bg, "cursor", lambda: bg.query(task_type="d", limit=1, cursor=cursor))
+    again = [bg.query(task_type="c", limit=1, cursor=cursor).entities for _ in range(2)]
+    assert again[0] == again[1] and len(again[0]) == 1  # the same query may read a page twice
