@@ -58,6 +58,14 @@ def clean_text(field: str, value: str) -> str:
     return value
 
 
+def clean_name(field: str, value: str) -> str:
+    """A stored name (task type, definition or schedule id, queue): clean text that does not end
+    in a space, which MySQL and MariaDB ignore when comparing ("a " would be the name "a")."""
+    if value.endswith(" "):
+        raise TaskValidationError(field, "must not end with a space")
+    return clean_text(field, value)
+
+
 def seconds(field: str, value: object, *, minimum: float = 0) -> float | None:
     """A finite number of seconds (int, float or ``timedelta``) from ``minimum`` to 100 years."""
     from datetime import timedelta

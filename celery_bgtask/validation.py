@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from .errors import TaskValidationError
-from .limits import MAX_DURATION_MS, MAX_RETRY_COUNT, MAX_RETRY_INTERVAL_MS, check_json, clean_text, show_int
+from .limits import MAX_DURATION_MS, MAX_RETRY_COUNT, MAX_RETRY_INTERVAL_MS, check_json, clean_name, show_int
 
 MAX_TYPE_LENGTH = 200
 
@@ -69,7 +69,7 @@ def task_type(field: str, value: object) -> str:
         raise TaskValidationError(field, "must be a non-empty str")
     if len(value) > MAX_TYPE_LENGTH:
         raise TaskValidationError(field, f"must be at most {MAX_TYPE_LENGTH} characters, got {len(value)}")
-    return clean_text(field, value)
+    return clean_name(field, value)
 
 
 def to_jsonable(value: Any) -> Any:

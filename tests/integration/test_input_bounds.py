@@ -195,6 +195,14 @@ def test_the_longest_schedule_interval_fires_and_moves_on(bg: BackgroundTaskComp
 
 
 # -- text -----------------------------------------------------------------------------------
+def test_names_must_not_end_with_a_space(bg: BackgroundTaskComponent, sched: TaskSchedulerComponent) -> None:
+    refused(bg, "task_type", lambda: bg.create("abc ", {}))
+    refused(bg, "task_type", lambda: bg.query(task_type="abc "))
+    refused(bg, "task_id", lambda: sched.add_task("daily ", [{"intervalDays": 1}], scheduled_jobs.nightly))
+    with pytest.raises(TaskValidationError, match=r"^id: must not end with a space$"):
+        bg.definition(id="sync ")(lambda ctx: None)
+
+
 @pytest.mark.parametrize("bad", ["a\x00b", "\ud800", "x\udfffy"])
 def test_nul_and_lone_surrogates_are_refused_everywhere_text_is_stored(bg: BackgroundTaskComponent,
                                                                         sched: TaskSchedulerComponent,
@@ -326,3 +334,31 @@ def test_cursors_of_another_database_or_query_and_truncated_ones_are_refused(
     refused(bg, "cursor", lambda: bg.query(task_type="d", limit=1, cursor=cursor))
     again = [bg.query(task_type="c", limit=1, cursor=cursor).entities for _ in range(2)]
     assert again[0] == again[1] and len(again[0]) == 1  # the same query may read a page twice
+
+
+#: Equal under MariaDB's default collation (case, accents; every astral character weighs the
+#: same), and different names all the same. (A trailing space, which even binary collation
+#: ignores there, is refused in names.)
+LOOKALIKES = ["abc", "ABC", " abc", "äbc", "Äbc", "😀", "😁"]
+
+
+def test_types_that_differ_only_in_case_accents_spaces_or_emoji_are_different_types(
+    bg: BackgroundTaskComponent,
+) -> None:
+    urns = {t: bg.create(t, {"t": t}) for t in LOOKALIKES}
+    for t in LOOKALIKES:
+        assert [e.type for e in bg.query(task_type=t).entities] == [t]
+        readable(bg, urns[t])
+
+
+def test_schedules_whose_ids_differ_only_in_case_or_spaces_are_different_schedules(
+    bg: BackgroundTaskComponent, sched: TaskSchedulerComponent
+) -> None:
+    for position, schedule_id in enumerate(LOOKALIKES):
+        sched.add_task(schedule_id, [{"nextTriggerTime": 1000 + position}], scheduled_jobs.nightly)
+    listed = sched.tasks_info().tasks
+    assert {k: [t.next_trigger_time for t in v] for k, v in listed.items()} == {
+        schedule_id: [1000 + position] for position, schedule_id in enumerate(LOOKALIKES)
+    }
+    assert sched.remove_task("ABC")
+    assert set(sched.tasks_info().tasks) == set(LOOKALIKES) - {"ABC"}
