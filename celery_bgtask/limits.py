@@ -8,6 +8,7 @@ columns are the tightest) and is far beyond any sane use.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .errors import TaskValidationError
@@ -84,6 +85,21 @@ def seconds(field: str, value: object, *, minimum: float = 0) -> float | None:
         shown = show_int(value) if isinstance(value, int) else repr(value)
         raise TaskValidationError(field, f"must be at most {MAX_DURATION_SECONDS} seconds (100 years), got {shown}")
     return float(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings (keys too) replaced by U+FFFD: for text
+    we record rather than refuse, such as an exception message made with ``surrogateescape``."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 #: Where a value sits in a document, spelled out only for a message: (parent, key or index) links.

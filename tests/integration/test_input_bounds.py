@@ -262,6 +262,19 @@ def test_a_result_nested_too_deep_fails_the_task_and_listing_still_works(make_co
     assert task.error.message == f"result: is nested more than {MAX_DEPTH} levels deep"
 
 
+def test_a_failure_whose_message_cannot_be_encoded_is_still_recorded(make_component: Any, worker: Any) -> None:
+    bg = make_component()
+    bg.register_handler("undecodable", H, "undecodable")
+    urn = bg.create("undecodable", {}, retain_for=-1)
+    with worker(bg.app):
+        wait_for(lambda: status_of(bg, urn) == TaskStatus.FAILED, what="the failure to be recorded")
+    readable(bg, urn)
+    task = bg.get(urn)
+    assert task is not None and task.error is not None
+    assert (task.error.name, task.error.message) == ("OSError", "cannot open caf\ufffd.txt")
+    assert task.error.stack is not None and "caf\ufffd.txt" in task.error.stack
+
+
 @pytest.mark.parametrize("payload", [{1: "a", "1": "b"}, {1: "a"}, {"ok": {None: 1}}, {"ok": [{2.5: 1}]}])
 def test_keys_that_are_not_str_are_refused(bg: BackgroundTaskComponent, payload: Any) -> None:
     error = refused(bg, "payload", lambda: bg.create("x", payload))

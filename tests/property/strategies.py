@@ -36,7 +36,8 @@ clean_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters
 
 #: Task types, definition and schedule ids: mostly names that work, else broken ones.
 names = mostly(
-    st.sampled_from(["t", "image-resize", "a_c", "a%c", "Ab C", "😀", "\u3000x"]) | clean_text.filter(str.strip),
+    st.sampled_from(["t", "image-resize", "a_c", "a%c", "Ab C", "ab c", "äb c", "😀", "😁", "\u3000x"])
+    | clean_text.filter(str.strip),
     st.one_of(text, st.none(), st.integers()),
 )
 
