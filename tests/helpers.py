@@ -91,3 +91,40 @@ def deep(depth: int, leaf: Any = 1) -> Any:
     for level in range(depth):
         value = {"k": value} if level % 2 else [value]
     return value
+
+
+def refused(bg: Any, field: str, call: Callable[[], Any]) -> Any:
+    """``call`` raises ``TaskValidationError`` for ``field``, and the tables are as they were."""
+    from celery_bgtask import TaskValidationError
+
+    before = table_rows(bg.engine)
+    with pytest.raises(TaskValidationError) as info:
+        call()
+    assert info.value.field == field, str(info.value)
+    assert str(info.value).startswith(f"{field}: ")
+    assert table_rows(bg.engine) == before
+    return info.value
+
+
+def dumps_back(task: Any) -> None:
+    """The record dumps to TWIN JSON, as text, and validates again from it."""
+    import json
+
+    from celery_bgtask import BackgroundTask
+
+    data = task.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert BackgroundTask.model_validate(json.loads(json.dumps(data, ensure_ascii=False))).id == task.id
+
+
+def readable(bg: Any, urn: str, **query: Any) -> Any:
+    """The record reads back through ``get`` and ``query`` (filtered exactly as asked), and dumps as JSON."""
+    task = bg.get(urn)
+    assert task is not None
+    dumps_back(task)
+    page = bg.query(limit=1000, **query)
+    assert task.id in {t.id for t in page.entities}
+    for entity in page.entities:
+        dumps_back(entity)
+        if "task_type" in query:
+            assert entity.type == query["task_type"], f"query(task_type={query['task_type']!r}) gave {entity.type!r}"
+    return task

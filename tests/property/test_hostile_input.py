@@ -17,14 +17,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from celery_bgtask import (
-    BackgroundTask,
     BackgroundTaskComponent,
     BgTaskError,
     TaskContext,
     TaskSchedulerComponent,
     TaskValidationError,
 )
-from tests.helpers import table_rows, take_messages
+from tests.helpers import dumps_back, readable, table_rows, take_messages
 from tests.integration import scheduled_jobs
 from tests.property.strategies import (
     chunk_sizes,
@@ -76,24 +75,6 @@ def attempt(bg: BackgroundTaskComponent, call: Callable[[], Any]) -> tuple[bool,
         return False, exc
     event("accepted")
     return True, answer
-
-
-def dumps_back(task: BackgroundTask[Any, Any]) -> None:
-    data = task.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert BackgroundTask.model_validate(json.loads(json.dumps(data, ensure_ascii=False))).id == task.id
-
-
-def readable(bg: BackgroundTaskComponent, urn: str, **query: Any) -> BackgroundTask[Any, Any]:
-    task = bg.get(urn)
-    assert task is not None
-    dumps_back(task)
-    page = bg.query(limit=1000, **query)
-    assert task.id in {t.id for t in page.entities}
-    for entity in page.entities:
-        dumps_back(entity)
-        if "task_type" in query:
-            assert entity.type == query["task_type"], f"query(task_type={query['task_type']!r}) gave {entity.type!r}"
-    return task
 
 
 def _json(value: Any) -> Any:
