@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .errors import TaskValidationError
 from .ids import parse_task_id
+from .limits import MAX_MESSAGE_CHARS, clean_text
 from .models import ErrorInfo, TaskStatus
 from .records import retain_until
 from .store.tasks import PENDING, PROCESSING, c
@@ -29,8 +31,20 @@ log = logging.getLogger(__name__)
 ABORTED_ERROR = "TaskAborted"
 
 
+def _message(value: object) -> str | None:
+    """The abort reason, checked before anything is read or written: a str of bounded length."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TaskValidationError("message", f"must be a str or None, got {type(value).__name__}")
+    if len(value) > MAX_MESSAGE_CHARS:
+        raise TaskValidationError("message", f"must be at most {MAX_MESSAGE_CHARS} characters, got {len(value)}")
+    return clean_text("message", value)
+
+
 def abort_task(comp: BackgroundTaskComponent, task_id: str, message: str | None = None) -> bool:
     bare = parse_task_id(task_id)
+    message = _message(message)
     comp._ensure()
     reason = ErrorInfo(name=ABORTED_ERROR, message=message or "aborted on request")
     error = reason.model_dump_json(exclude_none=True, by_alias=True)

@@ -169,8 +169,8 @@ class BackgroundTaskComponent(DefinitionsMixin):
         next_run_at: int | None = None,
     ) -> dict[str, Any]:
         v.task_type("task_type", task_type)
-        retries = v.strict_int("retry_count", retry_count, minimum=1)
-        interval = v.duration_ms("retry_interval", retry_interval)
+        retries = v.retry_count("retry_count", retry_count)
+        interval = v.retry_interval("retry_interval", retry_interval)
         retain = v.retain_for_ms("retain_for", retain_for)
         text = v.json_text("payload", payload, max_bytes=self.settings.max_payload_bytes)
         if interval is None and retries is not None:

@@ -59,7 +59,9 @@ class Settings:
         queue = pick("queue", None) or app.conf.task_default_queue or "celery"
         return cls(
             database_url=url,
-            default_retry_interval=_req(v.duration_ms("default_retry_interval", pick("default_retry_interval", 5000))),
+            default_retry_interval=_req(
+                v.retry_interval("default_retry_interval", pick("default_retry_interval", 5000))
+            ),
             default_retain_for=_req(v.retain_for_ms("default_retain_for", pick("default_retain_for", 0))),
             cleanup_interval=_req(v.duration_ms("cleanup_interval", pick("cleanup_interval", 60_000))),
             queue=v.task_type("queue", queue),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import limits
 from . import validation as v
 from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, safe_call
@@ -137,18 +138,6 @@ def _hook(name: str, value: object) -> Any:
     return value
 
 
-def _seconds(name: str, value: object, *, minimum: float) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TaskValidationError(name, f"must be a number of seconds or a timedelta, got {safe_repr(value)}")
-    if value < minimum or value != value:
-        raise TaskValidationError(name, f"must be at least {minimum} seconds, got {safe_repr(value)}")
-    return float(value)
-
-
 def build_definition(run: Any, **fields: Any) -> TaskDefinition:
     """Check the ``definition`` arguments; raise ``TaskValidationError`` naming the bad one."""
     def_id = v.user_task_type("id", fields["id"])
@@ -160,7 +149,8 @@ def build_definition(run: Any, **fields: Any) -> TaskDefinition:
     description = fields.get("description")
     if description is not None and not isinstance(description, str):
         raise TaskValidationError("description", f"must be a str or None, got {type(description).__name__}")
-    max_iterations = v.strict_int("max_iterations", fields.get("max_iterations"), minimum=1)
+    max_iterations = v.strict_int("max_iterations", fields.get("max_iterations"), minimum=1,
+                                  maximum=limits.MAX_ITERATIONS)
     model = fields.get("input_model")
     if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TaskValidationError("input_model", f"must be a pydantic model class or None, got {safe_repr(model)}")
@@ -169,7 +159,7 @@ def build_definition(run: Any, **fields: Any) -> TaskDefinition:
         raise TaskValidationError("private", f"must be a bool, got {safe_repr(private)}")
     if not callable(run):
         raise TaskValidationError("run", f"must be a function taking a TaskContext, got {type(run).__name__}")
-    positive = _seconds("soft_time_limit", fields.get("soft_time_limit"), minimum=0)
+    positive = limits.seconds("soft_time_limit", fields.get("soft_time_limit"), minimum=0)
     if positive is not None and positive <= 0:
         raise TaskValidationError("soft_time_limit", f"must be more than 0 seconds, got {positive}")
     return TaskDefinition(
@@ -293,7 +283,7 @@ class DefinitionsMixin:
         definition = self._definitions.get(definition_id)
         if definition is None:
             raise HandlerNotFoundError(definition_id)
-        wait = _seconds("delay", delay, minimum=0)
+        wait = limits.seconds("delay", delay)
         due = None if not wait else now_ms() + int(wait * 1000)
         [row] = self._build_rows(definition.id, [input], retry_count=None, retry_interval=None,
                                  retain_for=retain_for, field="input", next_run_at=due)

@@ -16,7 +16,7 @@ class BgTaskError(Exception):
 class TaskValidationError(BgTaskError, ValueError):
     """An argument, option or payload broke a rule. Nothing was written.
 
-    The message names the field and the rule, e.g. ``retry_count: must be an int >= 1, got '3' (str)``.
+    The message names the field and the rule, e.g. ``retry_count: must be an int >= 0, got '3' (str)``.
     ``field`` holds the field name so callers (an HTTP layer, say) can map it back.
     """
 

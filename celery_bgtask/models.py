@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from .limits import MAX_DURATION_MS, MAX_WORKER_COUNT
 from .timeutil import iso_z, to_utc_ms
 
 T = TypeVar("T")
@@ -157,15 +158,15 @@ class HandlerOptions(_CamelModel):
     """Options of :meth:`BackgroundTaskComponent.register_handler` (TWIN handler options).
 
     - ``max_worker_count``: at most this many tasks of the type run at once, across all
-      workers and hosts.
+      workers and hosts (1 to 10,000).
     - ``initialise_method`` / ``shutdown_method``: function names in the handler's module,
       run once per worker process before its first task of the type, and when the process
-      stops or has been idle for ``idle_shutdown_timeout`` ms.
+      stops or has been idle for ``idle_shutdown_timeout`` ms (at most 100 years).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_worker_count: PositiveInt | None = None
-    idle_shutdown_timeout: PositiveInt | None = None
+    max_worker_count: Annotated[StrictInt, Field(ge=1, le=MAX_WORKER_COUNT)] | None = None
+    idle_shutdown_timeout: Annotated[StrictInt, Field(ge=1, le=MAX_DURATION_MS)] | None = None
     initialise_method: str | None = None
     shutdown_method: str | None = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import Row
 
+from .limits import without_surrogates
 from .models import ErrorInfo, TaskStatus
 from .records import retain_until
 
@@ -33,7 +36,15 @@ class Outcome:
 
 
 def _error_json(error: ErrorInfo | None) -> str | None:
-    return None if error is None else error.model_dump_json(exclude_none=True, by_alias=True)
+    """The error as JSON text. A lone surrogate (an exception message or stack built from
+    undecodable bytes) becomes U+FFFD: it cannot be stored, and the failure must be."""
+    if error is None:
+        return None
+    try:
+        return error.model_dump_json(exclude_none=True, by_alias=True)
+    except PydanticSerializationError:
+        data = without_surrogates(error.model_dump(mode="json", exclude_none=True, by_alias=True))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def record_update(row: Row[Any], outcome: Outcome, now: int) -> tuple[str, dict[str, Any]]:

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from . import limits
 from .errors import TaskValidationError
 from .models import ErrorInfo
-from .reprs import safe_repr
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,6 @@ def to_error_info(err: BaseException | ErrorInfo | str | dict[str, Any]) -> Erro
     raise TaskValidationError("err", f"must be an exception, ErrorInfo, str or dict, got {type(err).__name__}")
 
 
-def _seconds(field_name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    from datetime import timedelta
-
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise TaskValidationError(field_name,
-                                  f"must be a number of seconds >= 0 or a timedelta, got {safe_repr(value)}")
-    return float(value)
-
-
 class TaskResponse:
     """``ctx.response``: builds the value ``run`` returns."""
 
@@ -89,7 +76,7 @@ class TaskResponse:
             patch = dict(input_patch)
         else:
             raise TaskValidationError("input_patch", f"must be a dict, got {type(input_patch).__name__}")
-        return Continue(patch, _seconds("wait", wait))
+        return Continue(patch, limits.seconds("wait", wait))
 
     def error(self, err: BaseException | ErrorInfo | str | dict[str, Any]) -> Error:
         """Failure: ``err`` is recorded as the task's ``error``."""

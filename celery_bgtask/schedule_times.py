@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import TaskValidationError
-from .models import ScheduledTaskTime
+from .limits import DAY_MS, MAX_DURATION_MS, MAX_INSTANT_MS, show_int
+from .models import ScheduledTaskTime, interval_ms
 from .reprs import safe_repr
 
 _FIELD_ALIASES = {
@@ -21,6 +22,14 @@ _FIELD_ALIASES = {
     "interval_days": "intervalDays",
     "interval_hours": "intervalHours",
     "interval_minutes": "intervalMinutes",
+}
+
+#: The largest value of each field: an instant a ``datetime`` holds, intervals of 100 years.
+_MAXIMA = {
+    "next_trigger_time": MAX_INSTANT_MS,
+    "interval_days": MAX_DURATION_MS // DAY_MS,
+    "interval_hours": MAX_DURATION_MS // 3_600_000,
+    "interval_minutes": MAX_DURATION_MS // 60_000,
 }
 
 
@@ -33,7 +42,9 @@ def _strict_field(index: int, key: str, value: Any, minimum: int) -> None:
             f"times[{index}].{name}", f"must be an int >= {minimum}, got {safe_repr(value)} ({type(value).__name__})"
         )
     if value < minimum:
-        raise TaskValidationError(f"times[{index}].{name}", f"must be an int >= {minimum}, got {safe_repr(value)}")
+        raise TaskValidationError(f"times[{index}].{name}", f"must be an int >= {minimum}, got {show_int(value)}")
+    if value > _MAXIMA[key]:
+        raise TaskValidationError(f"times[{index}].{name}", f"must be at most {_MAXIMA[key]}, got {show_int(value)}")
 
 
 def _one(index: int, item: Any) -> ScheduledTaskTime:
@@ -58,6 +69,9 @@ def _one(index: int, item: Any) -> ScheduledTaskTime:
     _strict_field(index, "next_trigger_time", values.get("next_trigger_time"), 0)
     for key in ("interval_days", "interval_hours", "interval_minutes"):
         _strict_field(index, key, values.get(key), 1)
+    every = interval_ms(values.get("interval_days"), values.get("interval_hours"), values.get("interval_minutes"))
+    if every is not None and every > MAX_DURATION_MS:
+        raise TaskValidationError(f"times[{index}]", f"the intervals add up to {every} ms, more than 100 years")
     try:
         return ScheduledTaskTime(**values)
     except ValidationError as exc:  # pragma: no cover - the strict checks above come first

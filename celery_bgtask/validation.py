@@ -7,8 +7,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from .errors import TaskValidationError
+from .limits import MAX_DURATION_MS, MAX_RETRY_COUNT, MAX_RETRY_INTERVAL_MS, check_json, clean_name, show_int
 from .reprs import safe_repr
 
 MAX_TYPE_LENGTH = 200
@@ -29,27 +31,39 @@ def strict_int(field: str, value: object, *, minimum: int, maximum: int | None =
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskValidationError(field, f"must be an int >= {minimum}, got {_describe(value)}")
     if value < minimum:
-        raise TaskValidationError(field, f"must be an int >= {minimum}, got {safe_repr(value)}")
+        raise TaskValidationError(field, f"must be an int >= {minimum}, got {show_int(value)}")
     if maximum is not None and value > maximum:
-        raise TaskValidationError(field, f"must be at most {maximum}, got {safe_repr(value)}")
+        raise TaskValidationError(field, f"must be at most {maximum}, got {show_int(value)}")
     return value
 
 
-def duration_ms(field: str, value: object, *, minimum: int = 1) -> int | None:
-    """An int of milliseconds or a ``timedelta``, at least ``minimum`` ms."""
+def duration_ms(field: str, value: object, *, minimum: int = 1, maximum: int = MAX_DURATION_MS) -> int | None:
+    """An int of milliseconds or a ``timedelta``, from ``minimum`` to ``maximum`` ms (default 100 years)."""
     if isinstance(value, timedelta):
         ms = value // timedelta(milliseconds=1)
         if ms < minimum:
             raise TaskValidationError(field, f"must be at least {minimum} ms, got {safe_repr(value)}")
+        if ms > maximum:
+            raise TaskValidationError(field, f"must be at most {maximum} ms, got {safe_repr(value)}")
         return ms
-    return strict_int(field, value, minimum=minimum)
+    return strict_int(field, value, minimum=minimum, maximum=maximum)
 
 
 def retain_for_ms(field: str, value: object) -> int | None:
-    """``retain_for``: None (default), -1 (forever), 0 (remove at once) or N ms (int or timedelta)."""
+    """``retain_for``: None (default), -1 (forever), 0 (remove at once) or N ms (int or timedelta) up to 100 years."""
     if isinstance(value, timedelta):
         return duration_ms(field, value, minimum=0)
-    return strict_int(field, value, minimum=-1)
+    return strict_int(field, value, minimum=-1, maximum=MAX_DURATION_MS)
+
+
+def retry_count(field: str, value: object) -> int | None:
+    """Retries after the first failure, 0 to ``MAX_RETRY_COUNT``; 0 means none, the same as None."""
+    return strict_int(field, value, minimum=0, maximum=MAX_RETRY_COUNT) or None
+
+
+def retry_interval(field: str, value: object) -> int | None:
+    """ms between attempts (int or ``timedelta``), 1 ms to 24 days: the column is a 32-bit int."""
+    return duration_ms(field, value, maximum=MAX_RETRY_INTERVAL_MS)
 
 
 def task_type(field: str, value: object) -> str:
@@ -59,7 +73,7 @@ def task_type(field: str, value: object) -> str:
         raise TaskValidationError(field, "must be a non-empty str")
     if len(value) > MAX_TYPE_LENGTH:
         raise TaskValidationError(field, f"must be at most {MAX_TYPE_LENGTH} characters, got {len(value)}")
-    return value
+    return clean_name(field, value)
 
 
 def user_task_type(field: str, value: object) -> str:
@@ -85,13 +99,18 @@ def to_jsonable(value: Any) -> Any:
 def json_text(field: str, value: Any, *, max_bytes: int | None) -> str | None:
     """Serialise ``value`` to JSON text (None stays None), enforcing the size limit.
 
-    NaN and infinities are rejected: they are not JSON and other readers choke on them.
+    NaN and infinities are rejected: they are not JSON and other readers choke on them; so is
+    what ``limits.check_json`` refuses (deep nesting, non-str keys, NUL, lone surrogates).
     """
     if value is None:
         return None
     try:
-        text = json.dumps(to_jsonable(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        plain = to_jsonable(value)
+        check_json(field, plain)
+        text = json.dumps(plain, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except TaskValidationError:
+        raise
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise TaskValidationError(field, f"must be JSON-serialisable: {exc}") from None
     if max_bytes is not None and len(text.encode()) > max_bytes:
         raise TaskValidationError(field, f"JSON is {len(text.encode())} bytes, more than the maximum {max_bytes}")

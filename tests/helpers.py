@@ -72,3 +72,59 @@ def take_messages(app: Celery, queue: str) -> list[tuple[dict[str, Any], list[An
             args, kwargs, _ = message.decode()
             out.append((message.headers, args, kwargs))
     return out
+
+
+def table_rows(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the task and schedule tables, sorted: compare before and after a refused call."""
+    from sqlalchemy import select
+
+    from celery_bgtask.store.schema import schedule_times, schedules, tasks
+
+    with engine.connect() as conn:
+        return {t.name: sorted((tuple(r) for r in conn.execute(select(t))), key=repr)
+                for t in (tasks, schedules, schedule_times)}
+
+
+def deep(depth: int, leaf: Any = 1) -> Any:
+    """A value nested ``depth`` levels deep, alternating dicts and lists."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
+def refused(bg: Any, field: str, call: Callable[[], Any]) -> Any:
+    """``call`` raises ``TaskValidationError`` for ``field``, and the tables are as they were."""
+    from celery_bgtask import TaskValidationError
+
+    before = table_rows(bg.engine)
+    with pytest.raises(TaskValidationError) as info:
+        call()
+    assert info.value.field == field, str(info.value)
+    assert str(info.value).startswith(f"{field}: ")
+    assert table_rows(bg.engine) == before
+    return info.value
+
+
+def dumps_back(task: Any) -> None:
+    """The record dumps to TWIN JSON, as text, and validates again from it."""
+    import json
+
+    from celery_bgtask import BackgroundTask
+
+    data = task.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert BackgroundTask.model_validate(json.loads(json.dumps(data, ensure_ascii=False))).id == task.id
+
+
+def readable(bg: Any, urn: str, **query: Any) -> Any:
+    """The record reads back through ``get`` and ``query`` (filtered exactly as asked), and dumps as JSON."""
+    task = bg.get(urn)
+    assert task is not None
+    dumps_back(task)
+    page = bg.query(limit=1000, **query)
+    assert task.id in {t.id for t in page.entities}
+    for entity in page.entities:
+        dumps_back(entity)
+        if "task_type" in query:
+            assert entity.type == query["task_type"], f"query(task_type={query['task_type']!r}) gave {entity.type!r}"
+    return task

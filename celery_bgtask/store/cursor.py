@@ -9,14 +9,20 @@ and is rejected with ``TaskValidationError``.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from ..errors import TaskValidationError
 
 _MAC_BYTES = 16
+#: The URL-safe alphabet, unpadded: exactly what ``encode`` writes.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+#: Far longer than any cursor ``encode`` makes (a fingerprint, a sort key and an id).
+_MAX_CURSOR_CHARS = 1000
 
 
 def _b64(data: bytes) -> str:
@@ -24,7 +30,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict decoding: only the URL-safe alphabet, no padding, and only the canonical form,
+    so that a cursor has exactly one spelling (``binascii.Error`` is a ``ValueError``)."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not unpadded URL-safe base64")
+    data = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+    if _b64(data) != text:
+        raise binascii.Error("not the canonical encoding")
+    return data
 
 
 def fingerprint(*parts: object) -> str:
@@ -41,6 +54,8 @@ def decode(secret: bytes, query_fp: str, cursor: object) -> tuple[Any, str]:
     """Return ``(sort_key, last_id)`` or raise ``TaskValidationError``."""
     if not isinstance(cursor, str):
         raise TaskValidationError("cursor", f"must be a str from a previous query, got {type(cursor).__name__}")
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise TaskValidationError("cursor", f"is {len(cursor)} characters, too long to be one a query returned")
     try:
         body_text, mac_text = cursor.split(".")
         body, mac = _unb64(body_text), _unb64(mac_text)

@@ -19,19 +19,28 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
 
 #: MySQL's TEXT holds only 64 KB; payloads may be up to the configured maximum (1 MB by default).
 JsonText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
+
+def Name(length: int) -> TypeEngine[str]:
+    """A name or id compared for equality: on MySQL/MariaDB in binary collation, because the
+    default one finds "abc", "ABC", "abc " and "äbc" equal (and every emoji equal to every other)."""
+    return String(length).with_variant(mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"),
+                                       "mysql", "mariadb")
+
+
 tasks = Table(
     "bgtask_tasks",
     metadata,
-    Column("id", String(32), primary_key=True),
-    Column("type", String(200), nullable=False),
-    Column("thread_id", String(200), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("id", Name(32), primary_key=True),
+    Column("type", Name(200), nullable=False),
+    Column("thread_id", Name(200), nullable=False),
+    Column("status", Name(16), nullable=False),
     Column("date_created", BigInteger, nullable=False),
     Column("date_modified", BigInteger, nullable=False),
     Column("date_completed", BigInteger),
@@ -49,7 +58,7 @@ tasks = Table(
     Column("enqueued_at", BigInteger),  # last time a wake-up message was published
     Column("attempt", Integer, nullable=False, server_default="0"),  # fencing counter, +1 per claim
     Column("lease_until", BigInteger),  # a running claim is valid until then
-    Column("worker", String(255)),
+    Column("worker", Name(255)),
     Column("iterations", Integer, nullable=False, server_default="0"),
     Column("abort_requested", Boolean, nullable=False, server_default="0"),
     Index("ix_bgtask_tasks_type_status_created", "type", "status", "date_created", "id"),
@@ -66,9 +75,9 @@ tasks = Table(
 slots = Table(
     "bgtask_slots",
     metadata,
-    Column("type", String(200), primary_key=True),
+    Column("type", Name(200), primary_key=True),
     Column("slot", Integer, primary_key=True, autoincrement=False),
-    Column("holder", String(32)),
+    Column("holder", Name(32)),
     Column("lease_until", BigInteger),
 )
 
@@ -76,14 +85,14 @@ slots = Table(
 meta = Table(
     "bgtask_meta",
     metadata,
-    Column("key", String(64), primary_key=True),
+    Column("key", Name(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
 schedules = Table(
     "bgtask_schedules",
     metadata,
-    Column("id", String(200), primary_key=True),
+    Column("id", Name(200), primary_key=True),
     Column("callback", Text, nullable=False),
     Column("date_created", BigInteger, nullable=False),
     Column("date_modified", BigInteger, nullable=False),
@@ -92,10 +101,10 @@ schedules = Table(
 schedule_times = Table(
     "bgtask_schedule_times",
     metadata,
-    Column("schedule_id", String(200), ForeignKey("bgtask_schedules.id", ondelete="CASCADE"), primary_key=True),
+    Column("schedule_id", Name(200), ForeignKey("bgtask_schedules.id", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, primary_key=True, autoincrement=False),
     # A fresh token per add_task, so a beat holding a row of a replaced schedule cannot claim the new one.
-    Column("revision", String(32), nullable=False),
+    Column("revision", Name(32), nullable=False),
     Column("next_trigger_time", BigInteger),
     Column("interval_days", Integer),
     Column("interval_hours", Integer),

@@ -84,3 +84,16 @@ class Unpickled:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return mark_unpickled, ("unpickled",)
+
+
+def nested(payload: dict[str, Any]) -> Any:
+    """Returns a value nested ``payload['depth']`` levels deep."""
+    from tests.helpers import deep
+
+    return deep(payload["depth"])
+
+
+def undecodable(payload: Any) -> None:
+    """Fails with a message holding a lone surrogate, as ``os.fsdecode`` of a bad file name gives."""
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    raise OSError(f"cannot open {name}")

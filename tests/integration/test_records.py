@@ -186,7 +186,6 @@ BAD_CREATES: list[tuple[str, dict[str, Any], str]] = [
     ("x" * 201, {}, "task_type"),
     ("t", {"retry_count": "3"}, "retry_count"),
     ("t", {"retry_count": True}, "retry_count"),
-    ("t", {"retry_count": 0}, "retry_count"),
     ("t", {"retry_count": -1}, "retry_count"),
     ("t", {"retry_count": 2.0}, "retry_count"),
     ("t", {"retry_interval": "1000"}, "retry_interval"),

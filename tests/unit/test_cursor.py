@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,45 @@ def test_malformed_cursors_are_rejected(bad: str) -> None:
 @pytest.mark.parametrize("bad", [123, b"abc.def", ["x"]])
 def test_non_string_cursors_are_rejected(bad: object) -> None:
     assert "must be a str" in _reject(bad)
+
+
+def _respelled(token: str, change: Any) -> str:
+    return ".".join(change(part) for part in token.split("."))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b + "=" * (-len(b) % 4 or 4),  # padding
+        # Characters outside the alphabet, four so the length stays a multiple: a lenient decoder drops them.
+        lambda b: b[:4] + "!*!*" + b[4:],
+        lambda b: b[:4] + "\n\n\n\n" + b[4:],
+        lambda b: b[:4] + "    " + b[4:],
+        lambda b: b[:4] + "\u00e9" + b[4:],
+        lambda b: b.replace("-", "+").replace("_", "/"),  # the other base64 alphabet
+    ],
+    ids=["padded", "bang", "newline", "space", "non-ascii", "standard-alphabet"],
+)
+def test_only_the_exact_spelling_a_query_returned_is_accepted(change: Any) -> None:
+    # A cursor whose base64 holds both - and _ (in its body or its signature).
+    token = next(t for k in range(10_000) if {"-", "_"} <= set(t := cursors.encode(SECRET, FP, k, LAST)))
+    assert cursors.decode(SECRET, FP, token)[1] == LAST
+    spelled = _respelled(token, change)
+    assert spelled != token
+    assert "malformed" in _reject(spelled)
+
+
+def test_a_non_canonical_final_character_is_rejected() -> None:
+    """Base64 whose unused low bits are set decodes to the same bytes; it is not what we wrote."""
+    token = cursors.encode(SECRET, FP, 7, LAST)
+    body, mac = token.split(".")
+    assert len(mac) % 4 != 0  # 16 bytes: the last character carries unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(mac[-1])
+    respelled = f"{body}.{mac[:-1]}{alphabet[last | 1]}"
+    assert respelled != token and _b64(base64.urlsafe_b64decode(mac[:-1] + alphabet[last | 1] + "==")) == mac
+    assert "malformed" in _reject(respelled)
+
+
+def test_a_huge_cursor_is_rejected_by_its_length() -> None:
+    assert "too long" in _reject("A" * 100_000 + "." + "A" * 22)

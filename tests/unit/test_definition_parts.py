@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,7 @@ def test_continue_rejects_a_patch_that_is_not_a_dict(bad: Any) -> None:
         TaskResponse().continue_(bad)
 
 
-@pytest.mark.parametrize("bad", [-1, "1", True])
+@pytest.mark.parametrize("bad", [-1, "1", True, math.inf, math.nan, 2**80, timedelta.max, 3_155_760_001])
 def test_continue_rejects_a_bad_wait(bad: Any) -> None:
     with pytest.raises(TaskValidationError, match="wait"):
         TaskResponse().continue_({}, wait=bad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from celery_bgtask import BgTaskError, NamespaceMismatchError, TaskValidationError
-from celery_bgtask.ids import NAMESPACE, new_id, parse_task_id, to_urn
+from celery_bgtask.ids import NAMESPACE, is_bare_id, new_id, parse_task_id, to_urn
 
 HEX = "7f4b2c18a4f44f1f9ff7348e260ca4c2"
 
@@ -73,3 +73,43 @@ def test_malformed_ids_raise_validation_error(value: str) -> None:
 def test_non_strings_raise_validation_error(value: object) -> None:
     with pytest.raises(TaskValidationError, match="task_id: must be a str"):
         parse_task_id(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"\x85{HEX}",  # NEXT LINE: str.strip() would take it
+        f"{HEX}\u3000",  # IDEOGRAPHIC SPACE
+        f"\u00a0{HEX}",  # NO-BREAK SPACE
+        f"{HEX}\x0b",  # vertical tab and form feed: ASCII, but not the whitespace we strip
+        f"{HEX}\x0c",
+        f"{HEX}\x00",
+        f"background-task:celery:{HEX}\u2028",
+        f"background-task:celery:\u3000{HEX}",
+        f"background-task\u00a0:celery:{HEX}",
+        "\uff10" * 32,  # FULLWIDTH DIGIT ZERO: int() reads it, an id is ASCII
+        f"background-task:celery:{HEX[:-1]}\u212a",  # KELVIN SIGN lowercases to an ASCII k
+        f"{HEX}\n{HEX}",
+        HEX * 10,
+    ],
+)
+def test_padding_and_lookalike_characters_make_an_id_malformed(value: str) -> None:
+    with pytest.raises(TaskValidationError) as info:
+        parse_task_id(value)
+    assert info.value.field == "task_id"
+
+
+@pytest.mark.parametrize("value", [f" {HEX}", f"{HEX}\n", f"\t{HEX}\r\n", f" background-task:celery:{HEX}\n"])
+def test_ascii_spaces_tabs_and_line_ends_around_an_id_are_stripped(value: str) -> None:
+    assert parse_task_id(value) == HEX
+
+
+def test_a_bare_id_is_exactly_32_lowercase_hex() -> None:
+    assert is_bare_id(HEX)
+    assert not is_bare_id(f"{HEX}\n")
+    assert not is_bare_id(HEX.upper())
+
+
+def test_a_very_long_id_is_refused_by_its_length() -> None:
+    with pytest.raises(TaskValidationError, match=r"^task_id: is 10000 characters long; an id is at most 200$"):
+        parse_task_id("x" * 10_000)
