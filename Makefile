@@ -18,6 +18,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check celery_bgtask tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Needs nothing outside the repository (CI also runs it in a fresh clone: .ci/run).
 test: venv lint
