@@ -24,7 +24,8 @@ from sqlalchemy import text
 
 from bench.apps import make_app
 from bench.common import throwaway_database
-from celery_bgtask.execution import RUN_TASK
+from celery_bgtask.celery import RUN_TASK
+from celery_bgtask.intake import new_record
 from celery_bgtask.timeutil import now_ms
 
 N = int(os.environ.get("BENCH_PROFILE_N", "2000"))
@@ -73,11 +74,11 @@ def main() -> None:
         bench = make_app("bgtask", "memory://", "profile", url, "redis://127.0.0.1:6379/11")
         bg = bench.bg
         assert bg is not None
-        rows = [bg._new_row("noop", {"n": i}, retry_count=None, retry_interval=None, retain_for=None,
-                            now=now_ms()) for i in range(N + 50)]
-        bg._ensure()
+        rows = [new_record(bg.settings, "noop", {"n": i}, retry_count=None, retry_interval=None, retain_for=None,
+                           now=now_ms()) for i in range(N + 50)]
+        bg.ensure_ready()
         bg.store.insert(rows)  # records only: no message is needed, the loop below runs them
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         task = bench.app.tasks[RUN_TASK]
         for task_id in ids[:50]:  # warm the pool, the compiled-statement cache and the heartbeat
             task.apply(args=(task_id, 0), kwargs={"task_type": "noop"}, task_id=task_id)
@@ -85,21 +86,20 @@ def main() -> None:
         timed, profiled = ids[: len(ids) // 2], ids[len(ids) // 2:]
         # Pass 1, for the figures: no profiler (its sampling would be counted as our Python).
         clock, ours = DbClock(), DbClock()
-        runner = bg._runner
+        runner = bg.runner
         with timing_dbapi(clock):
-            # Our part, from the claim to the settled outcome: Runner.execute and Runner.settle.
+            # Our part, from the claim to the settled outcome (callbacks included): Runner.execute.
             runner.execute = ours.wrap("execute", runner.execute)  # type: ignore[method-assign]
-            runner.settle = ours.wrap("settle", runner.settle)  # type: ignore[method-assign]
             t0 = time.perf_counter()
             for task_id in timed:
                 task.apply(args=(task_id, 0), kwargs={"task_type": "noop"}, task_id=task_id)
             total = time.perf_counter() - t0
-            del runner.execute, runner.settle
+            del runner.execute
         n = len(timed)
         print(f"{n} tasks through the worker path in {total:.2f} s ({n / total:,.0f}/s)")
         print(f"per task: {total / n * 1000:.3f} ms in all, {clock.seconds / n * 1000:.3f} ms in DB-API calls "
               f"(round trips), {(total - clock.seconds) / n * 1000:.3f} ms of Python (ours and Celery's tracer)")
-        print(f"claim to final state (Runner.execute + Runner.settle): {ours.seconds / n * 1000:.3f} ms a task, "
+        print(f"claim to final state (Runner.execute): {ours.seconds / n * 1000:.3f} ms a task, "
               f"of which {(ours.seconds - clock.seconds) / n * 1000:.3f} ms is not a database call")
         print("DB-API calls per task: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(clock.calls.items())))
         print("statements per task:")

@@ -13,6 +13,7 @@ as fast as page 1; the target is under 10 ms a page. It asserts nothing about ti
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 import time
@@ -23,6 +24,7 @@ from sqlalchemy import event, text
 
 from bench.common import throwaway_database
 from celery_bgtask import BackgroundTaskComponent, QueryResult
+from celery_bgtask.intake import new_record
 from celery_bgtask.timeutil import now_ms
 
 RECORDS = 100_000
@@ -43,17 +45,18 @@ def fill(bg: BackgroundTaskComponent) -> None:
         (rng.choice((*OTHER_TYPES, TARGET_TYPE)), rng.choice(STATUSES)) for _ in range(RECORDS - TARGET_COUNT)
     ]
     rng.shuffle(kinds)
-    bg._ensure()
+    bg.ensure_ready()
     for offset in range(0, RECORDS, BATCH):
         rows = []
         for i in range(offset, min(offset + BATCH, RECORDS)):
             task_type, status = kinds[i]
             created = start + i * 10 + rng.randrange(10)
-            row = bg._new_row(task_type, {"n": i}, retry_count=None, retry_interval=None, retain_for=-1, now=created)
+            record = new_record(bg.settings, task_type, {"n": i}, retry_count=None, retry_interval=None,
+                                retain_for=-1, now=created)
             finished = status in ("success", "failed", "cancelled")
-            row.update(status=status, date_modified=created + 5, date_completed=created + 5 if finished else None,
-                       next_run_at=None if finished else created, result='{"ok":true}' if status == "success" else None)
-            rows.append(row)
+            rows.append(dataclasses.replace(
+                record, status=status, date_modified=created + 5, date_completed=created + 5 if finished else None,
+                next_run_at=None if finished else created, result='{"ok":true}' if status == "success" else None))
         bg.store.insert(rows)
     with bg.engine.begin() as conn:
         conn.execute(text("ANALYZE bgtask_tasks"))

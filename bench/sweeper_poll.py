@@ -26,7 +26,7 @@ from sqlalchemy import event, text
 
 from bench.common import plan_nodes, rows_read, throwaway_database
 from celery_bgtask import BackgroundTaskComponent
-from celery_bgtask.sweeper import BATCH, Sweeper
+from celery_bgtask.celery.sweeper import BATCH, Sweeper
 from celery_bgtask.timeutil import now_ms
 
 BACKLOG = int(os.environ.get("BENCH_BACKLOG", "200000"))

@@ -1,46 +1,60 @@
-"""``BackgroundTaskComponent``: the record API (create, get, query, retry, cancel, remove)
-and handler registration. Running tasks is ``execution``'s job; definitions add on top.
+"""``BackgroundTaskComponent``: the record API (create, get, query, retry, cancel, remove) over
+the ``TaskStore`` protocol, and the handler registry. Running tasks is the ``celery`` package's
+job; definitions add on top.
+
+Every committed change goes through ``commit``, which tells the event bus (``core.events``):
+state-change callbacks, definition hooks and ``retain_for=0`` removal are its subscribers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine, Row
+from pydantic import BaseModel
+from sqlalchemy import Engine
 
 from . import validation as v
+from .celery import install
+from .celery.messages import MAX_CHUNK
+from .celery.publish import Wakeup
 from .config import Settings, default_broker, warn_unless_json_only
-from .definitions import DefinitionsMixin, TaskDefinition
-from .errors import TaskValidationError
+from .core import state
+from .core.events import EventBus, TaskEvent
+from .core.record import TaskRecord
+from .definitions import DEFAULT_MAX_ITERATIONS, DefinitionInfo, Definitions, Hook, RunFunction, TaskDefinition
+from .definitions.abort import abort_task
+from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
-from .ids import new_id, parse_task_id, to_urn
-from .messages import MAX_CHUNK
+from .ids import parse_task_id, to_urn
+from .intake import build_records
+from .limits import seconds
 from .models import BackgroundTask, HandlerOptions, QueryResult, SortDirection, TaskStatus
-from .publish import Wakeup
-from .records import retain_until, row_to_task
+from .paging import query_page
+from .records import to_public
 from .reprs import safe_repr
 from .resilience import guarded
-from .store import cursor as cursors
+from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
+from .store.base import TaskStore
 from .store.engine import open_engine
-from .store.migrate import ensure_schema, installation_secret
-from .store.tasks import SORT_KEYS, TaskStore, c
+from .store.sql import SqlTaskStore
 from .timeutil import now_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 
-
-class BackgroundTaskComponent(DefinitionsMixin):
+class BackgroundTaskComponent:
     """Durable background tasks on a Celery app.
 
     ``database_url`` or ``engine`` selects the database; with neither, ``app.conf.bgtask_database_url``
     and then a SQLite file in the working directory. The schema is migrated on first use.
+    Building one installs the package's tasks and worker bootstep on ``app``
+    (``celery.install``), and, when the app has no broker configured at all, sets Celery's
+    in-memory one (``memory://``), so the embedded default runs in one process.
     """
 
     def __init__(
@@ -70,36 +84,35 @@ class BackgroundTaskComponent(DefinitionsMixin):
         default_broker(app)
         warn_unless_json_only(app)
         self.engine = engine if engine is not None else open_engine(self.settings.database_url)
-        self.store = TaskStore(self.engine)
+        self.store: TaskStore = SqlTaskStore(self.engine)
+        self.events = EventBus()
+        self.events.subscribe(self._tell_callback)
+        self.events.subscribe(self._drop_when_done)
         self._handlers: dict[str, HandlerSpec] = {}
-        self._definitions: dict[str, TaskDefinition] = {}
         self._ready = False
-        self._secret: bytes | None = None
-        from .execution import install
-
-        self._runner = install(app, self)
-        from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
-
+        #: This app's worker side: the Celery tasks, publishing and the per-process state.
+        self.runner = install(app, self)
+        self._definitions = Definitions(self._handlers, self.store, self.settings.max_payload_bytes,
+                                        self._run_soft_limit)
         # Installed here, past ``register_handler``, which refuses the package's reserved types.
-        self._handlers[SCHEDULED_TYPE] = scheduled_spec(self)
+        self._handlers[SCHEDULED_TYPE] = scheduled_spec(app, self.engine)
 
     # -- plumbing -------------------------------------------------------------------
-    def _ensure(self) -> None:
+    def ensure_ready(self) -> None:
+        """Migrate the schema on first use (cheap once done)."""
         if not self._ready:
-            ensure_schema(self.engine)
+            self.store.ensure_schema()
             self._ready = True
 
-    def _cursor_secret(self) -> bytes:
-        if self._secret is None:
-            self._ensure()
-            self._secret = installation_secret(self.engine)
-        return self._secret
+    def commit(self, task_id: str, transition: state.Transition) -> TaskRecord | None:
+        """Apply ``transition`` to the record and tell the event bus: the new record, or None
+        when the record was not in the state the transition expects (nothing is told)."""
+        record = self.store.apply(task_id, transition)
+        if record is not None:
+            self.events.emit(TaskEvent(transition.name, record, now_ms()))
+        return record
 
-    def _publish(self, task_id: str, attempt: int, queue: str, task_type: str, enqueued_at: int) -> bool:
-        """Send the wake-up message whose stamp the record holds in ``enqueued_at`` (see ``_publish_stamped``)."""
-        return self._publish_stamped([(task_id, attempt, queue, task_type, enqueued_at)])
-
-    def _publish_stamped(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
+    def publish(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
         """Publish wake-ups whose records already hold their stamp in ``enqueued_at``.
 
         If they may not have gone out, the stamps are cleared, so a worker's sweeper publishes
@@ -108,23 +121,32 @@ class BackgroundTaskComponent(DefinitionsMixin):
         """
         sent = False
         try:
-            sent = self._runner.publish_many(wakeups, chunk_size)
+            sent = self.runner.publish_many(wakeups, chunk_size)
         finally:
             if not sent:
-                self.store.set_enqueued_many([w[0] for w in wakeups], None)
+                self.store.set_enqueued([w.task_id for w in wakeups], None)
         return sent
 
-    def _notify(self, row: Row[Any] | BackgroundTask[Any, Any]) -> None:
-        spec = self._handlers.get(row.type)
+    def _run_soft_limit(self) -> float | None:
+        """The run task's soft time limit, which Celery enforces on a run message."""
+        per_task = self.runner.task.soft_time_limit
+        return float(per_task) if per_task else None
+
+    def _tell_callback(self, event: TaskEvent) -> None:
+        """The type's state-change callback hears of every status change, after its commit."""
+        if not event.changes_status:
+            return
+        spec = self._handlers.get(event.record.type)
         if spec is None or spec.callback is None:
             return  # no callback: no need to build the public record (a pydantic model) at all
-        task = row if isinstance(row, BackgroundTask) else row_to_task(row._mapping)
+        task = to_public(event.record)
         safe_call("state_change_callback", spec.callback, task, task_id=task.id, task_type=task.type)
 
-    def _finish_retention(self, row: Row[Any]) -> None:
-        """``retain_for=0``: the record goes as soon as the final callback has run."""
-        if row.retain_for == 0:
-            self.store.delete(row.id)
+    def _drop_when_done(self, event: TaskEvent) -> None:
+        """``retain_for=0``: a finished record goes as soon as its callbacks have run."""
+        record = event.record
+        if record.retain_for == 0 and record.status in state.TERMINAL and event.transition != "remove":
+            self.store.delete(record.id)
 
     # -- handlers -------------------------------------------------------------------
     def register_handler(
@@ -140,7 +162,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         Types starting ``celery_bgtask.`` are the package's own and raise ``TaskValidationError``.
         """
         v.user_task_type("task_type", task_type)
-        if task_type in self._definitions:
+        if task_type in self._definitions.by_id:
             raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
@@ -148,7 +170,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
         v.user_task_type("task_type", task_type)
         self._handlers.pop(task_type, None)
-        self._definitions.pop(task_type, None)
+        self._definitions.forget(task_type)
 
     def handler(self, task_type: str) -> HandlerSpec | None:
         return self._handlers.get(task_type)
@@ -157,99 +179,24 @@ class BackgroundTaskComponent(DefinitionsMixin):
         return list(self._handlers)
 
     # -- create ---------------------------------------------------------------------
-    def _new_row(
-        self,
-        task_type: str,
-        payload: Any,
-        *,
-        retry_count: Any,
-        retry_interval: Any,
-        retain_for: Any,
-        now: int,
-        next_run_at: int | None = None,
-    ) -> dict[str, Any]:
-        v.task_type("task_type", task_type)
-        retries = v.retry_count("retry_count", retry_count)
-        interval = v.retry_interval("retry_interval", retry_interval)
-        retain = v.retain_for_ms("retain_for", retain_for)
-        text = v.json_text("payload", payload, max_bytes=self.settings.max_payload_bytes)
-        if interval is None and retries is not None:
-            interval = self.settings.default_retry_interval
-        return {
-            "id": new_id(),
-            "type": task_type,
-            "thread_id": self.settings.queue,
-            "status": TaskStatus.PENDING.value,
-            "date_created": now,
-            "date_modified": now,
-            "retain_for": self.settings.default_retain_for if retain is None else retain,
-            "retry_interval": interval,
-            "retries_remaining": retries,
-            "payload": text,
-            "next_run_at": now if next_run_at is None else next_run_at,
-            "enqueued_at": None,  # stamped when its wake-up is sent (``_commit_and_publish``)
-            "attempt": 0,
-            "iterations": 0,
-            "abort_requested": False,
-        }
+    def build_records(self, task_type: str, payloads: Sequence[Any], **options: Any) -> list[TaskRecord]:
+        """Validated records of ``payloads`` (``intake.build_records``), nothing written yet."""
+        return build_records(self.settings, self._definitions.by_id, task_type, payloads, **options)
 
-    def _build_rows(
-        self,
-        task_type: str,
-        payloads: Sequence[Any],
-        *,
-        retry_count: Any,
-        retry_interval: Any,
-        retain_for: Any,
-        itemised: bool = False,
-        field: str = "payload",
-        next_run_at: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Validated rows for ``payloads``; raises ``TaskValidationError`` before anything is written.
-
-        For the id of a definition registered here, every way in (``create``, ``create_many``,
-        ``trigger``) gives the input the same treatment: validated against its
-        ``input_model``, the definition's ``retain_for`` when none is given, and
-        ``on_before_trigger`` for each input once all are valid. ``itemised`` names a bad
-        item's field ``payloads[i].<field>``; ``field`` is what the payload is called.
-        """
-        v.not_reserved("task_type", task_type)  # the scheduler's firings are built with ``_new_row`` alone
-        definition = self._definitions.get(task_type) if isinstance(task_type, str) else None
-        if definition is not None and retain_for is None:
-            retain_for = definition.retain_for
-        now = now_ms()
-        rows: list[dict[str, Any]] = []
-        values: list[Any] = []
-        for index, payload in enumerate(payloads):
-            try:
-                value = payload if definition is None else definition.parse_input(payload, "payload")
-                rows.append(self._new_row(task_type, value, retry_count=retry_count, retry_interval=retry_interval,
-                                          retain_for=retain_for, now=now, next_run_at=next_run_at))
-            except TaskValidationError as exc:
-                name = field if exc.field == "payload" else exc.field
-                raise TaskValidationError(f"payloads[{index}].{name}" if itemised else name, exc.rule) from None
-            values.append(value)
-        if definition is not None and definition.on_before_trigger is not None:
-            for value in values:
-                definition.on_before_trigger(value)
-        return rows
-
-    def _commit_and_publish(self, rows: Sequence[dict[str, Any]], chunk_size: int = 1) -> None:
-        """Commit the rows, then publish the wake-ups of those due now; what was not sent is left to
-        the sweeper, and an error other than broker trouble is raised after that (``_publish_stamped``)."""
-        self._ensure()
+    def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1) -> None:
+        """Commit the records, then publish the wake-ups of those due now; what was not sent is left
+        to the sweeper, and an error other than broker trouble is raised after that (``publish``)."""
+        self.ensure_ready()
         # Stamped now, after validation and hooks, just before the INSERT and the publish: the
         # messages carry the stamp, and the sweeper compares the two (``backlog``).
         stamp = now_ms()
-        # A row due later keeps no enqueued_at: the sweeper publishes it when due (no broker ETA).
-        due: list[Wakeup] = []
-        for r in rows:
-            if r["next_run_at"] <= stamp:
-                r["enqueued_at"] = stamp
-                due.append((r["id"], 0, r["thread_id"], r["type"], stamp))
-        self.store.insert(rows)
+        # A record due later keeps no enqueued_at: the sweeper publishes it when due (no broker ETA).
+        stamped = [dataclasses.replace(r, enqueued_at=stamp) if r.next_run_at is not None and r.next_run_at <= stamp
+                   else r for r in records]
+        self.store.insert(stamped)
+        due = [Wakeup(r.id, 0, r.thread_id, r.type, stamp) for r in stamped if r.enqueued_at is not None]
         if due:
-            self._publish_stamped(due, chunk_size)
+            self.publish(due, chunk_size)
 
     @guarded
     def create(
@@ -269,10 +216,10 @@ class BackgroundTaskComponent(DefinitionsMixin):
         imported) is raised, and the record is left committed as ``pending`` with no wake-up
         sent (``enqueued_at`` cleared), so a worker's sweeper publishes it all the same.
         """
-        [row] = self._build_rows(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
-                                 retain_for=retain_for)
-        self._commit_and_publish([row])
-        return to_urn(row["id"])
+        [record] = self.build_records(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
+                                      retain_for=retain_for)
+        self.commit_and_publish([record])
+        return to_urn(record.id)
 
     @guarded
     def create_many(
@@ -296,20 +243,101 @@ class BackgroundTaskComponent(DefinitionsMixin):
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
         v.strict_int("chunk_size", chunk_size, minimum=1, maximum=MAX_CHUNK, allow_none=False)
-        rows = self._build_rows(task_type, payloads, retry_count=retry_count, retry_interval=retry_interval,
-                                retain_for=retain_for, itemised=True)
-        if rows:
-            self._commit_and_publish(rows, chunk_size)
-        return [to_urn(r["id"]) for r in rows]
+        records = self.build_records(task_type, payloads, retry_count=retry_count, retry_interval=retry_interval,
+                                     retain_for=retain_for, itemised=True)
+        if records:
+            self.commit_and_publish(records, chunk_size)
+        return [to_urn(r.id) for r in records]
+
+    # -- definitions ----------------------------------------------------------------
+    def definition(
+        self,
+        id: str,
+        title: str | None = None,
+        description: str | None = None,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS,
+        input_model: type[BaseModel] | None = None,
+        private: bool = False,
+        retain_for: int | timedelta | None = None,
+        on_before_trigger: Callable[[Any], Any] | None = None,
+        on_done: Hook | None = None,
+        on_error: Hook | None = None,
+        on_abort: Hook | None = None,
+        on_max_iterations: Hook | None = None,
+        soft_time_limit: float | timedelta | None = None,
+        state_change_callback: StateCallback | None = None,
+    ) -> Callable[[RunFunction], RunFunction]:
+        """Decorator: register the decorated ``run(ctx)`` as the definition ``id``.
+
+        ``id`` is the task type of its records; it must not be the type of a handler.
+        ``retain_for`` (ms) sits between ``trigger``'s and the component default;
+        ``soft_time_limit`` (seconds) is what ``ctx.runtime.is_close_to_timeout()`` measures
+        against. Returns the function unchanged.
+        """
+        fields = dict(
+            id=id, title=title, description=description, max_iterations=max_iterations, input_model=input_model,
+            private=private, retain_for=retain_for, on_before_trigger=on_before_trigger, on_done=on_done,
+            on_error=on_error, on_abort=on_abort, on_max_iterations=on_max_iterations,
+            soft_time_limit=soft_time_limit, state_change_callback=state_change_callback,
+        )
+        v.user_task_type("id", id)
+        return self._definitions.decorator(fields)
+
+    def get_definition(self, definition_id: str) -> TaskDefinition | None:
+        return self._definitions.by_id.get(definition_id)
+
+    def definitions(self, include_private: bool = True) -> list[DefinitionInfo]:
+        """The registered definitions (id, title, description, private), in registration order."""
+        return self._definitions.infos(include_private)
+
+    @guarded
+    def trigger(
+        self,
+        definition_id: str,
+        input: Any = None,
+        delay: float | timedelta | None = None,
+        retain_for: int | timedelta | None = None,
+    ) -> str:
+        """Start a run of a definition; return the task URN.
+
+        ``input`` is validated against the definition's ``input_model`` (a failure raises
+        ``TaskValidationError`` listing each invalid field); then ``on_before_trigger(input)``
+        runs, and whatever it raises reaches you unchanged. Only then is the record written
+        (``pending``) and queued; with ``delay`` (seconds or a ``timedelta``) it becomes due
+        that much later. ``retain_for`` (ms) overrides the definition's, which overrides the
+        component default.
+        """
+        v.task_type("definition_id", definition_id)
+        definition = self._definitions.by_id.get(definition_id)
+        if definition is None:
+            raise HandlerNotFoundError(definition_id)
+        wait = seconds("delay", delay)
+        due = None if not wait else now_ms() + int(wait * 1000)
+        [record] = self.build_records(definition.id, [input], retry_count=None, retry_interval=None,
+                                      retain_for=retain_for, field="input", next_run_at=due)
+        self.commit_and_publish([record])
+        log.info("definition %s triggered as task %s", definition.id, record.id)
+        return to_urn(record.id)
+
+    @guarded
+    def abort(self, task_id: str, message: str | None = None) -> bool:
+        """Ask a task to stop, from any process. Returns False when it had already finished.
+
+        A waiting task (pending, or between iterations) is cancelled at once. A running one
+        gets its ``abort_requested`` flag set: ``ctx.runtime.is_aborted()`` turns true, and the
+        task becomes ``cancelled`` when its run returns ``aborted()`` or at the next iteration
+        boundary.
+        """
+        return abort_task(self.store, self.commit, task_id, message)
 
     # -- read -----------------------------------------------------------------------
     @guarded
     def get(self, task_id: str) -> BackgroundTask[Any, Any] | None:
         """The record, or None if there is none (never a made-up ``pending``)."""
         bare = parse_task_id(task_id)
-        self._ensure()
-        row = self.store.get(bare)
-        return None if row is None else row_to_task(row._mapping)
+        self.ensure_ready()
+        record = self.store.get(bare)
+        return None if record is None else to_public(record)
 
     @guarded
     def query(
@@ -322,47 +350,7 @@ class BackgroundTaskComponent(DefinitionsMixin):
         limit: int | None = None,
     ) -> QueryResult:
         """One page of records, keyset-paged; pass the returned ``cursor`` for the next page."""
-        if task_type is not None:
-            v.task_type("task_type", task_type)
-        status = None
-        if task_status is not None:
-            try:
-                status = TaskStatus(task_status).value
-            except Exception:  # ValueError, or what the repr of a bad value raises
-                allowed = ", ".join(s.value for s in TaskStatus)
-                got = safe_repr(task_status)
-                raise TaskValidationError("task_status", f"must be one of {allowed}, got {got}") from None
-        if not isinstance(sort_property, str) or sort_property not in SORT_KEYS:
-            raise TaskValidationError(
-                "sort_property",
-                f"must be one of dateCreated, dateModified, dateCompleted, status, got {safe_repr(sort_property)}",
-            )
-        try:
-            direction = SortDirection(sort_direction)
-        except Exception:  # ValueError, or what the repr of a bad value raises
-            got = safe_repr(sort_direction)
-            raise TaskValidationError("sort_direction", f"must be 'asc' or 'desc', got {got}") from None
-        size = v.strict_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
-        size = DEFAULT_LIMIT if size is None else size
-        column = SORT_KEYS[sort_property]
-        fp = cursors.fingerprint(task_type, status, column, direction.value)
-        secret = self._cursor_secret()
-        after = None
-        if cursor is not None:
-            key, last_id = cursors.decode(secret, fp, cursor)
-            after = (key, last_id)
-        rows = self.store.page(
-            task_type=task_type, status=status, sort_column=column,
-            descending=direction is SortDirection.DESCENDING, after=after, limit=size + 1,
-        )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_cursor = None
-        if more:
-            last = rows[-1]._mapping
-            key = last[column] if column != "date_completed" or last[column] is not None else -1
-            next_cursor = cursors.encode(secret, fp, key, last["id"])
-        return QueryResult(entities=[row_to_task(r._mapping) for r in rows], cursor=next_cursor)
+        return query_page(self.store, task_type, task_status, sort_property, sort_direction, cursor, limit)
 
     # -- change ---------------------------------------------------------------------
     @guarded
@@ -374,41 +362,23 @@ class BackgroundTaskComponent(DefinitionsMixin):
         uses it when Celery reports the run was revoked with ``terminate=True``.
         """
         bare = parse_task_id(task_id)
-        self._ensure()
-        now = now_ms()
+        self.ensure_ready()
         current = self.store.get(bare)
         if current is None:
             log.info("task %s: no record to cancel", bare)
             return False
-        allowed = [TaskStatus.PENDING.value]
-        if include_running:
-            allowed.append(TaskStatus.PROCESSING.value)
-        row = self.store.transition(
-            bare,
-            [c.status.in_(allowed), c.attempt == current.attempt],
-            {
-                "status": TaskStatus.CANCELLED.value,
-                "date_cancelled": now,
-                "date_modified": now,
-                "date_retain_until": retain_until(current.retain_for, now),
-                "next_run_at": None,
-                "enqueued_at": None,
-                "lease_until": None,
-            },
-        )
-        if row is None:
+        record = self.commit(bare, state.cancel(current, now_ms(), include_running=include_running))
+        if record is None:
             _log_not_cancelled(bare, self.store.get(bare) or current)
             return False
-        log.info("task %s (type %s) cancelled", bare, row.type)
-        self._notify(row)
-        self._finish_retention(row)
+        log.info("task %s (type %s) cancelled", bare, record.type)
         return True
 
     @guarded
     def remove(self, task_id: str) -> bool:
         """Delete the record whatever its retention; a pending task is withdrawn and never runs."""
         bare = parse_task_id(task_id)
-        self._ensure()
+        self.ensure_ready()
         return self.store.delete(bare)
 
     @guarded
@@ -419,46 +389,24 @@ class BackgroundTaskComponent(DefinitionsMixin):
         as in ``create`` (the task stays ``pending`` for a worker's sweeper to publish).
         """
         bare = parse_task_id(task_id)
-        self._ensure()
+        self.ensure_ready()
         now = now_ms()
-        waiting = self.store.transition(
-            bare,
-            [c.status == TaskStatus.PENDING.value, c.next_run_at > now],
-            {"next_run_at": now, "enqueued_at": now},
-        )
         # A failed record past its retention is only waiting for the cleanup: not retried.
-        retained = c.date_retain_until.is_(None) | (c.date_retain_until > now)
-        row = waiting or self.store.transition(
-            bare,
-            [c.status == TaskStatus.FAILED.value, retained],
-            {
-                "status": TaskStatus.PENDING.value,
-                "date_modified": now,
-                "date_completed": None,
-                "date_retain_until": None,
-                "next_run_at": now,
-                "enqueued_at": now,
-                "lease_until": None,
-                # A definition's requeued run gets a fresh iteration budget, resuming from
-                # its last committed input; otherwise a max_iterations failure fails again
-                # at its first continue.
-                "iterations": 0,
-            },
-        )
-        if row is None:
-            return False
-        if waiting is None:
-            log.info("task %s (type %s) requeued from failed", bare, row.type)
-            self._notify(row)
-        self._publish(bare, row.attempt, row.thread_id, row.type, now)
+        record = self.commit(bare, state.run_now(now))
+        if record is None:
+            record = self.commit(bare, state.requeue(now))
+            if record is None:
+                return False
+            log.info("task %s (type %s) requeued from failed", bare, record.type)
+        self.publish([Wakeup(bare, record.attempt, record.thread_id, record.type, now)])
         return True
 
 
-def _log_not_cancelled(task_id: str, row: Row[Any]) -> None:
+def _log_not_cancelled(task_id: str, record: TaskRecord) -> None:
     """Say why ``cancel`` changed nothing: a silent False reads as a bug."""
-    if row.status == TaskStatus.PROCESSING.value:
+    if record.status == TaskStatus.PROCESSING.value:
         log.info("task %s (type %s) is processing, so cancel() leaves it running: cancel() changes only a "
-                 "pending task; abort() is the way to stop a running definition task", task_id, row.type)
+                 "pending task; abort() is the way to stop a running definition task", task_id, record.type)
     else:
         log.info("task %s (type %s) is %s, so cancel() changes nothing: only a pending task can be cancelled",
-                 task_id, row.type, row.status)
+                 task_id, record.type, record.status)

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .core.outcome import Outcome
 from .errors import HandlerImportError, TaskValidationError
 from .models import BackgroundTask, HandlerOptions
-from .outcome import Outcome
 from .reprs import safe_repr
 
 log = logging.getLogger(__name__)

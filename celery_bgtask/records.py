@@ -1,10 +1,11 @@
-"""Conversion between store rows and the public ``BackgroundTask`` model."""
+"""The public ``BackgroundTask`` model of a stored ``TaskRecord``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from .core.record import TaskRecord
 from .models import BackgroundTask, ErrorInfo, TaskStatus
 from .timeutil import ms_to_dt
 
@@ -17,33 +18,28 @@ def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def row_to_task(row: Any) -> BackgroundTask[Any, Any]:
-    """Build the public record from a ``bgtask_tasks`` row mapping (``Row._mapping`` or a dict)."""
-    error = _json(row["error"])
+def to_public(record: TaskRecord) -> BackgroundTask[Any, Any]:
+    """What users see of a record: dates as UTC datetimes, JSON decoded, an ``ErrorInfo``."""
+    error = _json(record.error)
     extra: dict[str, Any] = {}
-    if row.get("iterations"):
-        extra["iterations"] = row["iterations"]
-    if row.get("worker"):
-        extra["worker"] = row["worker"]
+    if record.iterations:
+        extra["iterations"] = record.iterations
+    if record.worker:
+        extra["worker"] = record.worker
     return BackgroundTask[Any, Any](
-        id=row["id"],
-        type=row["type"],
-        thread_id=row["thread_id"],
-        date_created=ms_to_dt(row["date_created"]),
-        date_modified=ms_to_dt(row["date_modified"]),
-        date_completed=_dt(row["date_completed"]),
-        date_cancelled=_dt(row["date_cancelled"]),
-        date_retain_until=_dt(row["date_retain_until"]),
-        retry_interval=row["retry_interval"],
-        retries_remaining=row["retries_remaining"],
-        status=TaskStatus(row["status"]),
-        payload=_json(row["payload"]),
-        result=_json(row["result"]),
+        id=record.id,
+        type=record.type,
+        thread_id=record.thread_id,
+        date_created=ms_to_dt(record.date_created),
+        date_modified=ms_to_dt(record.date_modified),
+        date_completed=_dt(record.date_completed),
+        date_cancelled=_dt(record.date_cancelled),
+        date_retain_until=_dt(record.date_retain_until),
+        retry_interval=record.retry_interval,
+        retries_remaining=record.retries_remaining,
+        status=TaskStatus(record.status),
+        payload=_json(record.payload),
+        result=_json(record.result),
         error=None if error is None else ErrorInfo.model_validate(error),
         **extra,
     )
-
-
-def retain_until(retain_for: int, modified_ms: int) -> int | None:
-    """``date_retain_until`` of a finished task: None when kept forever."""
-    return None if retain_for < 0 else modified_ms + retain_for

@@ -10,7 +10,10 @@ written by other means cannot make a worker import and call a name of its choosi
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine
 
 from .errors import ScheduleNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, build_spec
@@ -18,9 +21,6 @@ from .resilience import with_retries
 from .schedule_callbacks import resolve
 from .store.schedules import ScheduleStore
 from .validation import json_text
-
-if TYPE_CHECKING:
-    from .component import BackgroundTaskComponent
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,9 @@ SCHEDULED_TYPE = "celery_bgtask.scheduled"
 class ScheduledCall:
     """The handler of ``SCHEDULED_TYPE``: look the schedule's callback up by the firing's ``scheduleId`` and run it."""
 
-    def __init__(self, component: BackgroundTaskComponent) -> None:
-        self.app = component.app
-        self.schedules = ScheduleStore(component.engine)
+    def __init__(self, app: Celery, engine: Engine) -> None:
+        self.app = app
+        self.schedules = ScheduleStore(engine)
 
     def callback_of(self, payload: object) -> str:
         """The stored callback of the schedule the firing names; raises (running nothing) when there is none."""
@@ -68,6 +68,6 @@ class ScheduledCall:
         return value
 
 
-def scheduled_spec(component: BackgroundTaskComponent) -> HandlerSpec:
+def scheduled_spec(app: Celery, engine: Engine) -> HandlerSpec:
     """The handler of firings; every component installs it, so any worker of the app runs them."""
-    return build_spec(SCHEDULED_TYPE, ScheduledCall(component).run, None, None, None)
+    return build_spec(SCHEDULED_TYPE, ScheduledCall(app, engine).run, None, None, None)

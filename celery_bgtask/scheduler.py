@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,12 +22,14 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from . import validation as v
+from .celery import runner_of
+from .celery.publish import Wakeup
 from .component import BackgroundTaskComponent
+from .core.record import as_row
 from .errors import BgTaskError
-from .execution import runner_of
 from .ids import to_urn
+from .intake import new_record
 from .models import ScheduledTaskInfo, ScheduledTaskTime
-from .publish import Wakeup
 from .resilience import guarded
 from .schedule_callbacks import callback_ref
 from .schedule_times import next_after, plan_times
@@ -62,9 +65,14 @@ def firing_id(due: DueTime) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+#: Each app's scheduler component, kept beside the app (weakly), never on it.
+_schedulers: weakref.WeakKeyDictionary[Celery, TaskSchedulerComponent] = weakref.WeakKeyDictionary()
+
+
 def _installed_component(app: Celery) -> BackgroundTaskComponent | None:
     runner = runner_of(app)
-    return None if runner is None else runner.component
+    host = None if runner is None else runner.host
+    return host if isinstance(host, BackgroundTaskComponent) else None
 
 
 class TaskSchedulerComponent:
@@ -98,7 +106,7 @@ class TaskSchedulerComponent:
         ) or DEFAULT_BEAT_POLL
         self.background = self._background(app, database_url, engine, component, settings)
         self.store = ScheduleStore(self.background.engine)
-        app._bgtask_scheduler = self
+        _schedulers[app] = self
 
     @staticmethod
     def _background(
@@ -142,7 +150,7 @@ class TaskSchedulerComponent:
         now = now_ms()
         planned = plan_times(times, now)
         ref = callback_ref(task_callback)
-        self.background._ensure()
+        self.background.ensure_ready()
         self.store.replace(task_id, ref, planned, now)
         log.info("scheduled task %s: %d time(s), callback %s", task_id, len(planned), ref)
 
@@ -153,13 +161,13 @@ class TaskSchedulerComponent:
         A firing committed but not yet run then fails with ``ScheduleNotFoundError`` and runs
         nothing: a worker reads the callback from the schedule, never from the firing."""
         v.task_type("task_id", task_id)
-        self.background._ensure()
+        self.background.ensure_ready()
         return self.store.delete(task_id)
 
     @guarded
     def tasks_info(self) -> ScheduledTaskInfo:
         """Every scheduled task with its times, each with its current ``next_trigger_time``."""
-        self.background._ensure()
+        self.background.ensure_ready()
         tasks: dict[str, list[ScheduledTaskTime]] = {}
         for row in self.store.all_times():
             tasks.setdefault(row.schedule_id, []).append(
@@ -181,12 +189,10 @@ class TaskSchedulerComponent:
             # For people reading the record; the worker runs the callback of the schedule's row.
             "callback": due.callback,
         }
-        row = self.background._new_row(
-            SCHEDULED_TYPE, payload, retry_count=None, retry_interval=None, retain_for=self.retain_for, now=now
-        )
+        record = new_record(self.background.settings, SCHEDULED_TYPE, payload, retry_count=None,
+                            retry_interval=None, retain_for=self.retain_for, now=now)
         # No enqueued_at yet: published right after the commit; until then the worker sweeper may publish it.
-        row["id"] = firing_id(due)
-        return row
+        return {**as_row(record), "id": firing_id(due)}
 
     def fire_due(self, now: int | None = None) -> list[str]:
         """Fire every trigger due at ``now`` (default: the clock) that this process claims.
@@ -200,7 +206,7 @@ class TaskSchedulerComponent:
     def tick(self, now: int | None = None) -> Tick:
         """``fire_due``, also saying how long until the earliest trigger left (for beat's sleep)."""
         at = now_ms() if now is None else now
-        self.background._ensure()
+        self.background.ensure_ready()
         fired: list[str] = []
         for _ in range(MAX_BATCHES):
             claimed = self.store.claim_due(
@@ -212,9 +218,9 @@ class TaskSchedulerComponent:
             # One batch over one producer (one Redis pipeline). If it fails, the records keep
             # no enqueued_at, and the worker sweeper publishes them once the broker is back.
             stamp = now_ms()
-            wakeups: list[Wakeup] = [(row["id"], 0, row["thread_id"], SCHEDULED_TYPE, stamp) for _, row in claimed.won]
-            if wakeups and self.background._runner.publish_many(wakeups):
-                self.background.store.set_enqueued_many([w[0] for w in wakeups], stamp, hint=True)
+            wakeups = [Wakeup(row["id"], 0, row["thread_id"], SCHEDULED_TYPE, stamp) for _, row in claimed.won]
+            if wakeups and self.background.runner.publish_many(wakeups):
+                self.background.store.set_enqueued([w.task_id for w in wakeups], stamp, hint=True)
             fired.extend(to_urn(row["id"]) for _, row in claimed.won)
             if claimed.read < BATCH:
                 break
@@ -228,5 +234,10 @@ class TaskSchedulerComponent:
 
 def scheduler_for(app: Celery) -> TaskSchedulerComponent:
     """The app's scheduler component, or a new one configured from ``app.conf``."""
-    existing = getattr(app, "_bgtask_scheduler", None)
-    return existing if isinstance(existing, TaskSchedulerComponent) else TaskSchedulerComponent(app)
+    existing = scheduler_of(app)
+    return existing if existing is not None else TaskSchedulerComponent(app)
+
+
+def scheduler_of(app: Celery) -> TaskSchedulerComponent | None:
+    """The app's newest scheduler component, if one was built."""
+    return _schedulers.get(app)

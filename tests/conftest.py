@@ -24,6 +24,8 @@ from celery.worker import state as worker_state
 from sqlalchemy import create_engine, text
 
 from celery_bgtask import BackgroundTaskComponent
+from celery_bgtask.celery import runner_of
+from celery_bgtask.celery.publish import Wakeup
 from celery_bgtask.store.schema import metadata
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import require_service
@@ -183,11 +185,12 @@ def _worker(app: Celery, pool: str = "threads", concurrency: int = 2) -> Iterato
         yield controller
     finally:
         worker_state.should_terminate = 0
-        runner = getattr(app, "_bgtask_runner", None)
+        runner = runner_of(app)
         if runner is not None:
             # Celery runs one more drain cycle after it decides to stop, so send two.
             for _ in range(2):
-                runner.publish("0" * 32, 0, app.conf.task_default_queue, None, "celery_bgtask.wakeup", now_ms())
+                runner.publish_many([Wakeup("0" * 32, 0, app.conf.task_default_queue, "celery_bgtask.wakeup",
+                                            now_ms())])
         thread.join(15)
         worker_state.should_terminate = None
         if thread.is_alive():

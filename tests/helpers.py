@@ -12,6 +12,8 @@ import pytest
 from celery import Celery
 
 from celery_bgtask import TaskStatus
+from celery_bgtask.core import state
+from celery_bgtask.core.state import Expect, Transition
 from celery_bgtask.ids import parse_task_id
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -54,7 +56,22 @@ def status_of(bg: Any, urn: str) -> TaskStatus | None:
 
 def set_fields(bg: Any, urn: str, **values: Any) -> None:
     """Set columns of a record directly (a state a worker would produce), through the store."""
-    assert bg.store.transition(parse_task_id(urn), [], values) is not None
+    assert bg.store.apply(parse_task_id(urn), write(values)) is not None
+
+
+def write(values: dict[str, Any], **expect: Any) -> Transition:
+    """A transition that sets ``values`` wherever the record matches ``expect`` (a test's shortcut)."""
+    return Transition("test_write", Expect(**expect), values)
+
+
+def claim(bg: Any, task_id: str, task_type: str, attempt: int, now: int, lease_until: int, worker: str) -> Any:
+    """The worker's claim, as one store call."""
+    return bg.store.apply(task_id, state.claim(task_type, attempt, now, lease_until, worker))
+
+
+def finish(bg: Any, task_id: str, attempt: int, values: dict[str, Any]) -> Any:
+    """Write ``values`` as a run's outcome would: fenced by the attempt and the lease."""
+    return bg.store.apply(task_id, write(values, statuses=(state.PROCESSING,), attempt=attempt, leased=True))
 
 
 def revoke_when_listening(app: Celery, task_id: str, **options: Any) -> None:

@@ -50,3 +50,8 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord))
 def record_of(row: Iterable[Any] | None) -> TaskRecord | None:
     """The record of a row of ``bgtask_tasks`` (all its columns, in order), or None."""
     return None if row is None else TaskRecord(*row)
+
+
+def as_row(record: TaskRecord) -> dict[str, Any]:
+    """The record as a row of ``bgtask_tasks``: column name -> value."""
+    return {name: getattr(record, name) for name in FIELDS}

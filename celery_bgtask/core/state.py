@@ -14,10 +14,14 @@ waiting retry forward; ``request_abort`` flags a running task; ``remove`` delete
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import PydanticSerializationError
+
+from ..limits import without_surrogates
 from ..models import ErrorInfo, TaskStatus
 from .outcome import Outcome
 from .record import TaskRecord
@@ -44,6 +48,8 @@ class Expect:
     due_by: int | None = None  # next_run_at <= this
     due_after: int | None = None  # next_run_at > this
     retained_at: int | None = None  # date_retain_until is None or > this
+    #: The record's type: a wake-up names the type whose handler it runs.
+    task_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,9 @@ class Transition:
     #: False for the claim: a claim lost to a server crash is harmless (its run's outcome
     #: fails the attempt fence and the task runs again), so it may commit asynchronously.
     durable: bool = True
+    #: What a run's end commits (``succeed``, ``retry``, ``fail``, ``continue``, ``cancel``):
+    #: ``finish`` is named so, and ``recover`` applies one for a lost run.
+    settles: str | None = None
 
 
 def matches(record: TaskRecord, expect: Expect) -> bool:
@@ -64,6 +73,8 @@ def matches(record: TaskRecord, expect: Expect) -> bool:
                                or (record.status == PROCESSING and record.lease_until is None)):
         return False
     if expect.attempt is not None and record.attempt != expect.attempt:
+        return False
+    if expect.task_type is not None and record.type != expect.task_type:
         return False
     if expect.leased is not None and (record.lease_until is not None) != expect.leased:
         return False
@@ -84,7 +95,15 @@ def retain_until(retain_for: int, at: int) -> int | None:
 
 
 def error_json(error: ErrorInfo | None) -> str | None:
-    return None if error is None else error.model_dump_json(exclude_none=True, by_alias=True)
+    """The error as JSON text. A lone surrogate (a message or stack built from undecodable
+    bytes) becomes U+FFFD: it cannot be stored, and the failure must be."""
+    if error is None:
+        return None
+    try:
+        return error.model_dump_json(exclude_none=True, by_alias=True)
+    except PydanticSerializationError:
+        data = without_surrogates(error.model_dump(mode="json", exclude_none=True, by_alias=True))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the transitions ---------------------------------------------------------------------
@@ -100,11 +119,12 @@ def create(task_id: str, task_type: str, queue: str, *, now: int, retain_for: in
     )
 
 
-def claim(expected_attempt: int, now: int, lease_until: int, worker: str) -> Transition:
-    """Waiting, due, at the attempt the wake-up names -> processing under a lease."""
+def claim(task_type: str, expected_attempt: int, now: int, lease_until: int, worker: str) -> Transition:
+    """Waiting, due, of the type and at the attempt the wake-up names -> processing under a lease.
+    The type is checked too: the wake-up's type chose the handler."""
     return Transition(
         "claim",
-        Expect(waiting=True, attempt=expected_attempt, due_by=now),
+        Expect(waiting=True, attempt=expected_attempt, due_by=now, task_type=task_type),
         {"status": PROCESSING, "attempt": expected_attempt + 1, "lease_until": lease_until, "date_modified": now,
          "worker": worker},
         durable=False,
@@ -141,14 +161,21 @@ def finish(record: TaskRecord, outcome: Outcome, now: int, *, hold_retry: bool =
     name, values = outcome_values(record, outcome, now)
     if hold_retry and name == "retry":
         values["enqueued_at"] = now
-    return Transition(name, Expect(statuses=(PROCESSING,), attempt=record.attempt, leased=True), values)
+    return Transition(name, Expect(statuses=(PROCESSING,), attempt=record.attempt, leased=True), values,
+                      settles=name)
 
 
 def recover(record: TaskRecord, outcome: Outcome, now: int) -> Transition:
     """A run whose worker died (its lease ran out): the outcome ``on_lost`` chose for it."""
-    _, values = outcome_values(record, outcome, now)
+    name, values = outcome_values(record, outcome, now)
     return Transition("recover", Expect(statuses=(PROCESSING,), attempt=record.attempt, lease_expired_by=now),
-                      values)
+                      values, settles=name)
+
+
+def release_wakeup(task_type: str, attempt: int) -> Transition:
+    """A wake-up that will not run its task here (no handler, no free slot): marked unsent, so a
+    sweeper sends another. Only the record's own wake-up (type and attempt) changes anything."""
+    return Transition("release_wakeup", Expect(attempt=attempt, task_type=task_type), {"enqueued_at": None})
 
 
 def cancel(record: TaskRecord, now: int, *, include_running: bool = False) -> Transition:

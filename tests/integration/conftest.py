@@ -16,7 +16,7 @@ from tests.helpers import take_messages
 def bg(make_component: Callable[..., BackgroundTaskComponent], queue_name: str) -> Iterator[BackgroundTaskComponent]:
     """A migrated component over this test's database, with no worker; its queue is drained after."""
     component = make_component()
-    component._ensure()
+    component.ensure_ready()
     yield component
     take_messages(component.app, queue_name)  # leave no messages behind on the shared Redis
 

@@ -14,9 +14,9 @@ from celery import Celery
 from kombu import Queue
 
 from celery_bgtask import TaskStatus
-from celery_bgtask.backlog import FORCE_AFTER_FACTOR, SENT_HEADER, queue_depth
+from celery_bgtask.celery.backlog import FORCE_AFTER_FACTOR, SENT_HEADER, queue_depth
+from celery_bgtask.celery.sweeper import Sweeper
 from celery_bgtask.ids import parse_task_id
-from celery_bgtask.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import require_service, set_fields, status_of, take_messages, wait_for
 

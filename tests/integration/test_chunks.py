@@ -10,7 +10,7 @@ import pytest
 from celery import Celery, signals
 
 from celery_bgtask import BackgroundTask, TaskContext, TaskStatus, TaskValidationError
-from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
+from celery_bgtask.celery import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import parse_task_id
 from tests.helpers import revoke_when_listening, status_of, take_messages, wait_for
 from tests.integration import handlers
@@ -139,7 +139,7 @@ def test_a_redelivered_chunk_runs_nothing_twice(make_component: Any, worker: Any
     items = [[parse_task_id(u), 0] for u in urns]
     # The same chunk twice more, as a broker redelivery (or a second publish) would bring it.
     for _ in range(2):
-        bg._runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, queue=bg.settings.queue)
+        bg.runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, queue=bg.settings.queue)
     sentinel = bg.create("counted", {"key": "after"}, retain_for=-1)
     with worker(bg.app, concurrency=1):
         wait_for(lambda: status_of(bg, sentinel) == TaskStatus.SUCCESS, what="the later message drained")
@@ -160,7 +160,7 @@ def test_revoking_a_chunk_message_cancels_its_tasks(make_component: Any, worker:
         wait_for(lambda: any(chunk_id in ids for ids in (bg.app.control.inspect(timeout=1).revoked() or {}).values()),
                  what="revoke seen by the worker")
         items = [[parse_task_id(u), 0] for u in urns]
-        bg._runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, task_id=chunk_id,
+        bg.runner.many_task.apply_async(args=(items,), kwargs={"task_type": "counted"}, task_id=chunk_id,
                                          queue=bg.settings.queue)
         wait_for(lambda: all(status_of(bg, u) == TaskStatus.CANCELLED for u in urns), what="every task cancelled")
     assert sum(handlers.runs.values()) == 0
@@ -176,7 +176,7 @@ def test_a_chunk_member_revoked_by_its_own_id_is_skipped(make_component: Any, wo
     with worker(bg.app):
         revoke_when_listening(bg.app, parse_task_id(urns[1]))
         wait_for(lambda: status_of(bg, urns[1]) == TaskStatus.CANCELLED, what="the revoked member cancelled")
-        bg._runner.many_task.apply_async(args=(items,), kwargs=kwargs, queue=bg.settings.queue)
+        bg.runner.many_task.apply_async(args=(items,), kwargs=kwargs, queue=bg.settings.queue)
         wait_for(lambda: status_of(bg, urns[2]) == TaskStatus.SUCCESS, what="the chunk to run")
     assert [status_of(bg, u) for u in urns] == [TaskStatus.SUCCESS, TaskStatus.CANCELLED, TaskStatus.SUCCESS]
     assert handlers.runs == Counter({"m0": 1, "m2": 1})

@@ -5,6 +5,7 @@ the worker goes on to run a real task sent after them."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -14,8 +15,8 @@ import pytest
 from celery import Celery
 
 from celery_bgtask import BackgroundTaskComponent, TaskStatus
+from celery_bgtask.celery import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.config import JSON_NAMES
-from celery_bgtask.execution import RUN_MANY_TASK, RUN_TASK
 from celery_bgtask.ids import new_id, parse_task_id, to_urn
 from tests.helpers import set_fields, status_of, take_messages, wait_for
 from tests.integration import handlers
@@ -95,7 +96,7 @@ def _bind(value: Any, bare: str) -> Any:
 
 def _said(caplog: pytest.LogCaptureFixture, *skip: str) -> list[logging.LogRecord]:
     """What our worker code said about wake-ups (not the sweeper), leaving out lines naming a ``skip`` id."""
-    names = ("celery_bgtask.messages", "celery_bgtask.execution")
+    names = ("celery_bgtask.celery.messages", "celery_bgtask.celery.worker", "celery_bgtask.celery.report")
     return [r for r in caplog.records if r.name in names and r.levelno >= logging.INFO
             and not r.getMessage().startswith(tuple(f"task {task_id}" for task_id in skip))]
 
@@ -143,11 +144,11 @@ def test_crafted_messages_are_logged_and_dropped(make_component: Any, worker: An
                                                  cases: list[tuple[str, list[Any], dict[str, Any], int]]) -> None:
     caplog.set_level(logging.INFO, logger="celery_bgtask")
     bg, bare = _target(make_component, queue_name)
-    before = dict(bg.store.get(bare)._mapping)
+    before = dataclasses.asdict(bg.store.get(bare))
     with worker(bg.app):
         _send_each(bg, name, cases, bare, queue_name, caplog)
         assert _errors(caplog) == []  # nothing raised in the worker (Celery logs that as an error)
-        assert dict(bg.store.get(bare)._mapping) == before and handlers.runs["target"] == 0
+        assert dataclasses.asdict(bg.store.get(bare)) == before and handlers.runs["target"] == 0
         # The worker goes on: a real task runs, and so does the target once a message has its
         # type and attempt (so the checks above, not anything else, kept it from running).
         after = bg.create("counted", {"key": "after"}, retain_for=-1)
@@ -170,7 +171,7 @@ def _reset_handlers() -> None:
 def test_a_real_id_with_a_wrong_attempt_never_runs_or_changes(make_component: Any, worker: Any,
                                                               queue_name: str) -> None:
     bg, bare = _target(make_component, queue_name)
-    before = dict(bg.store.get(bare)._mapping)
+    before = dataclasses.asdict(bg.store.get(bare))
     with worker(bg.app):
         for attempt in (0, AT - 1, AT + 1, 1000):
             bg.app.send_task(RUN_TASK, args=[bare, attempt], kwargs={"task_type": "counted"}, queue=queue_name)
@@ -179,7 +180,7 @@ def test_a_real_id_with_a_wrong_attempt_never_runs_or_changes(make_component: An
         marker = str(uuid.uuid4())
         after = bg.create("counted", {"key": marker}, retain_for=-1)
         wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS, what="a real task sent after them")
-        assert dict(bg.store.get(bare)._mapping) == before
+        assert dataclasses.asdict(bg.store.get(bare)) == before
     assert handlers.runs["target"] == 0
 
 
@@ -203,13 +204,13 @@ def test_bodies_that_are_not_celerys_are_dropped(make_component: Any, worker: An
                                                  caplog: pytest.LogCaptureFixture, name: str) -> None:
     caplog.set_level(logging.INFO, logger="celery_bgtask")
     bg, bare = _target(make_component, queue_name)
-    before = dict(bg.store.get(bare)._mapping)
+    before = dataclasses.asdict(bg.store.get(bare))
     with worker(bg.app):
         for body in RAW_BODIES:
             _publish_raw(bg.app, name, _bind(body, bare), queue_name)
         after = bg.create("counted", {"key": "after"}, retain_for=-1)
         wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS, what="a real task after them")
-        assert dict(bg.store.get(bare)._mapping) == before and handlers.runs["target"] == 0
+        assert dataclasses.asdict(bg.store.get(bare)) == before and handlers.runs["target"] == 0
     said = _said(caplog, STOP, parse_task_id(after))
     # Each logged once, and none stopped the worker (Celery's own strategy raised on some,
     # in the consumer: "Unrecoverable error", and the worker was gone).
@@ -262,7 +263,7 @@ def test_a_pickled_message_is_dropped_unread(celery_app_factory: Any, make_compo
     caplog.set_level(logging.INFO, logger="celery_bgtask")
     app = celery_app_factory(**({} if accept is None else {"accept_content": accept}))
     bg, bare = _target(lambda **settings: make_component(app, **settings), queue_name)
-    before = dict(bg.store.get(bare)._mapping)
+    before = dataclasses.asdict(bg.store.get(bare))
     with worker(bg.app):
         # Had any been read, the first two would run the target and the third leave a trace.
         _publish_raw(app, RUN_TASK, [[bare, AT], {"task_type": "counted"}, None], queue_name, "pickle")
@@ -270,7 +271,7 @@ def test_a_pickled_message_is_dropped_unread(celery_app_factory: Any, make_compo
         _publish_raw(app, RUN_TASK, [[handlers.Unpickled(), AT], {}, None], queue_name, "pickle")
         after = bg.create("counted", {"key": "after"}, retain_for=-1)
         wait_for(lambda: status_of(bg, after) == TaskStatus.SUCCESS, what="a real task after them")
-        assert dict(bg.store.get(bare)._mapping) == before and handlers.runs["target"] == 0
+        assert dataclasses.asdict(bg.store.get(bare)) == before and handlers.runs["target"] == 0
     assert "unpickled" not in handlers.lifecycle
     said = [r.getMessage() for r in _said(caplog, STOP, parse_task_id(after))]
     assert len(said) == 3 and all("content type 'application/x-python-serialize'" in m for m in said), said

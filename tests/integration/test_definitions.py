@@ -19,7 +19,7 @@ from celery_bgtask import (
     TaskValidationError,
 )
 from celery_bgtask.ids import parse_task_id
-from tests.helpers import wait_for
+from tests.helpers import claim, wait_for, write
 
 
 class Hooks:
@@ -462,7 +462,7 @@ def test_definitions_are_listed_and_do_not_clash_with_handlers(make_component: A
 
 def test_a_lost_iteration_resumes_from_the_committed_input_and_counts(make_component: Any, worker: Any) -> None:
     """The sweeper's lease recovery, on every backend: a claimed iteration whose worker vanished."""
-    from celery_bgtask.sweeper import Sweeper
+    from celery_bgtask.celery.sweeper import Sweeper
     from celery_bgtask.timeutil import now_ms
 
     hooks = Hooks()
@@ -485,9 +485,9 @@ def test_a_lost_iteration_resumes_from_the_committed_input_and_counts(make_compo
     now = now_ms()
     for u in (urn, lost):
         bare = parse_task_id(u)
-        bg.store.transition(bare, [], {"next_run_at": now})
+        bg.store.apply(bare, write({"next_run_at": now}))
         # a worker claims the iteration and dies: its lease is already over
-        assert bg.store.claim(bare, bg.store.get(bare).type, 0, now, now - 1, "gone@host") is not None
+        assert claim(bg, bare, bg.store.get(bare).type, 0, now, now - 1, "gone@host") is not None
     Sweeper(bg).recover_expired(now_ms())
     task = _task(bg, urn)
     assert task.status is TaskStatus.PROCESSING and task.payload == {"page": 1}

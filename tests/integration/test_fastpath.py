@@ -9,14 +9,15 @@ import threading
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from celery_bgtask.core.record import TaskRecord
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.resilience import with_retries
 from celery_bgtask.store.engine import make_engine
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import wait_for
+from tests.helpers import claim, finish, wait_for
 
 
 @pytest.fixture
@@ -29,16 +30,16 @@ def test_claim_and_finish_return_rows_and_wrap_errors(make_component: Any) -> No
     assert bg.store._fast is not None  # psycopg 3 on PostgreSQL: the fast path is the one under test
     task_id = parse_task_id(bg.create("t", {"a": 1}, retain_for=-1))
     now = now_ms()
-    assert bg.store.claim(task_id, "other", 0, now, now + 60_000, "w1") is None  # fenced: not its type
-    row = bg.store.claim(task_id, "t", 0, now, now + 60_000, "w1")
-    assert isinstance(row, Row) and row.status == "processing" and row.attempt == 1
-    assert row._mapping["payload"] == '{"a":1}' and row._mapping.get("worker") == "w1"
-    assert bg.store.claim(task_id, "t", 0, now, now + 60_000, "w2") is None  # fenced: the attempt moved on
+    assert claim(bg, task_id, "other", 0, now, now + 60_000, "w1") is None  # fenced: not its type
+    row = claim(bg, task_id, "t", 0, now, now + 60_000, "w1")
+    assert isinstance(row, TaskRecord) and row.status == "processing" and row.attempt == 1
+    assert row.payload == '{"a":1}' and row.worker == "w1"
+    assert claim(bg, task_id, "t", 0, now, now + 60_000, "w2") is None  # fenced: the attempt moved on
     with pytest.raises(DBAPIError):
-        bg.store.finish(task_id, 1, {"status": "x" * 100})  # longer than the column: the server refuses
-    done = bg.store.finish(task_id, 1, {"status": "success", "lease_until": None, "result": "1"})
+        finish(bg, task_id, 1, {"status": "x" * 100})  # longer than the column: the server refuses
+    done = finish(bg, task_id, 1, {"status": "success", "lease_until": None, "result": "1"})
     assert done is not None and done.status == "success"  # the held connection survived the error
-    assert bg.store.finish(task_id, 1, {"status": "failed"}) is None
+    assert finish(bg, task_id, 1, {"status": "failed"}) is None
     task = bg.get(task_id)
     assert task is not None and task.result == 1
 
@@ -50,11 +51,11 @@ def _sessions(bg: Any) -> int:
                                      "AND pid <> pg_backend_pid()")).scalar_one())
 
 
-def _claim_and_finish(bg: Any, task_id: str) -> Row[Any] | None:
+def _claim_and_finish(bg: Any, task_id: str) -> TaskRecord | None:
     now = now_ms()
-    row = bg.store.claim(task_id, "t", 0, now, now + 60_000, "w")
+    row = claim(bg, task_id, "t", 0, now, now + 60_000, "w")
     assert row is not None and row.status == "processing"
-    return cast("Row[Any] | None", bg.store.finish(task_id, 1, {"status": "success", "lease_until": None}))
+    return cast("TaskRecord | None", finish(bg, task_id, 1, {"status": "success", "lease_until": None}))
 
 
 def test_a_thread_keeps_one_connection_for_its_claims_and_finishes(make_component: Any) -> None:
@@ -101,16 +102,16 @@ def test_a_killed_session_is_replaced_and_the_write_retried(make_component: Any)
     now = now_ms()
     attempts: list[int] = []
 
-    def claim() -> Any:
+    def claim_once() -> Any:
         attempts.append(1)
-        return bg.store.claim(second, "t", 0, now, now + 60_000, "w")
+        return claim(bg, second, "t", 0, now, now + 60_000, "w")
 
     # The held connection is dead: the claim fails as an invalidated connection, which
     # with_retries (as the worker calls it) retries on a new one.
-    row = with_retries("claim", claim)
+    row = with_retries("claim", claim_once)
     assert row is not None and row.attempt == 1
     assert len(attempts) == 2  # the first attempt met the dead session
-    done = bg.store.finish(second, 1, {"status": "success", "lease_until": None})
+    done = finish(bg, second, 1, {"status": "success", "lease_until": None})
     assert done is not None and done.status == "success"
 
 

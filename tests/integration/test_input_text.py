@@ -151,7 +151,7 @@ def test_sql_in_sort_or_status_is_refused(bg: BackgroundTaskComponent, kwargs: d
 
 def test_the_payload_cap_is_exact_to_the_byte(make_component: Callable[..., BackgroundTaskComponent]) -> None:
     bg = make_component(max_payload_bytes=1000)
-    bg._ensure()
+    bg.ensure_ready()
     fits = "é" * 499  # '"' + 998 bytes + '"': exactly 1000 bytes of JSON
     urn = bg.create("x", fits)
     readable(bg, urn)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from celery_bgtask import BackgroundTask, TaskStatus
-from celery_bgtask.sweeper import Sweeper
+from celery_bgtask.celery.publish import Wakeup
+from celery_bgtask.celery.sweeper import Sweeper
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import revoke_when_listening, status_of, wait_for
+from tests.helpers import revoke_when_listening, status_of, wait_for, write
 from tests.integration import handlers
 
 H = "tests.integration.handlers"
@@ -175,12 +176,9 @@ def test_cleanup_removes_exactly_the_expired_records(make_component: Any) -> Non
     now = now_ms()
     urns = {name: bg.create("kept", None, retain_for=-1) for name in ("expired1", "expired2", "future", "pending")}
     ids = {name: urn.rsplit(":", 1)[1] for name, urn in urns.items()}
-    c = bg.store.engine  # noqa: F841 - keep the engine alive for the direct updates below
-    from celery_bgtask.store.tasks import c as col
-
     for name, until in (("expired1", now - 1000), ("expired2", now - 1), ("future", now + 60_000)):
-        bg.store.transition(ids[name], [col.status == "pending"],
-                            {"status": "success", "date_completed": now - 2000, "date_retain_until": until})
+        bg.store.apply(ids[name], write({"status": "success", "date_completed": now - 2000,
+                                         "date_retain_until": until}, statuses=("pending",)))
     removed = Sweeper(bg).cleanup(now)
     assert removed == 2
     assert bg.get(urns["expired1"]) is None and bg.get(urns["expired2"]) is None
@@ -193,7 +191,7 @@ def test_duplicate_delivery_runs_once(make_component: Any, worker: Any) -> None:
     urn = bg.create("counted", {"key": "dup"}, retain_for=-1)
     bare = urn.rsplit(":", 1)[1]
     for _ in range(3):
-        assert bg._runner.publish(bare, 0, bg.settings.queue, None, "counted", now_ms())
+        assert bg.runner.publish_many([Wakeup(bare, 0, bg.settings.queue, "counted", now_ms())])
     sentinel = bg.create("echo-later", None, retain_for=-1)
     bg.register_handler("echo-later", H, "no_payload")
     with worker(bg.app):

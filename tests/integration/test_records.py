@@ -30,8 +30,10 @@ from celery_bgtask import (
     TaskStatus,
     TaskValidationError,
 )
-from celery_bgtask.execution import RUN_TASK
+from celery_bgtask.celery import RUN_TASK
+from celery_bgtask.core.record import TaskRecord, as_row
 from celery_bgtask.ids import parse_task_id
+from celery_bgtask.intake import new_record
 from celery_bgtask.store.migrate import VERSION_TABLE, ensure_schema
 from celery_bgtask.store.schema import metadata, tasks
 from celery_bgtask.timeutil import dt_to_ms, now_ms
@@ -44,7 +46,7 @@ UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
 
 # -- helpers ----------------------------------------------------------------------------
 def _count(bg: BackgroundTaskComponent) -> int:
-    bg._ensure()
+    bg.ensure_ready()
     with bg.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(tasks)).scalar_one())
 
@@ -70,8 +72,8 @@ def _published(app: Celery, queue: str) -> list[tuple[str, list[Any], dict[str, 
 
 
 def _insert(bg: BackgroundTaskComponent, rows: list[dict[str, Any]]) -> None:
-    bg._ensure()
-    bg.store.insert(rows)
+    bg.ensure_ready()
+    bg.store.insert([TaskRecord(**row) for row in rows])
 
 
 def _rows(
@@ -79,7 +81,8 @@ def _rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for i in range(n):
-        row = bg._new_row(task_type, {"i": i}, retry_count=None, retry_interval=None, retain_for=-1, now=now)
+        row = as_row(new_record(bg.settings, task_type, {"i": i}, retry_count=None, retry_interval=None,
+                                retain_for=-1, now=now))
         row.update(fields)
         rows.append(row)
     return rows

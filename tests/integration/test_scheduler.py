@@ -32,6 +32,8 @@ from celery_bgtask import (
     TaskValidationError,
 )
 from celery_bgtask.beat import Scheduler
+from celery_bgtask.celery import runner_of
+from celery_bgtask.scheduler import scheduler_of
 from celery_bgtask.store.schema import tasks
 from celery_bgtask.timeutil import dt_to_ms, now_ms
 from tests.helpers import wait_for
@@ -427,4 +429,4 @@ def test_bad_scheduler_options_raise_before_anything_is_installed(
     with pytest.raises(TaskValidationError) as err:
         TaskSchedulerComponent(app, database_url=database_url, **{option: value})
     assert str(err.value) == message
-    assert getattr(app, "_bgtask_runner", None) is None and getattr(app, "_bgtask_scheduler", None) is None
+    assert runner_of(app) is None and scheduler_of(app) is None

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event, text
 
 from bench.common import plan_nodes, rows_read
+from celery_bgtask.celery.sweeper import BATCH
+from celery_bgtask.core.state import PROCESSING
 from celery_bgtask.ids import parse_task_id
-from celery_bgtask.store.tasks import PROCESSING
-from celery_bgtask.sweeper import BATCH
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import set_fields
 

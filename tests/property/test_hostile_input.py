@@ -51,7 +51,7 @@ SORTS = ["dateCreated", "date_created", "dateModified", "dateCompleted", "status
 @pytest.fixture
 def bg(make_component: Callable[..., BackgroundTaskComponent], queue_name: str) -> Iterator[BackgroundTaskComponent]:
     component = make_component(max_payload_bytes=4096)
-    component._ensure()
+    component.ensure_ready()
 
     @component.definition(id="prop-def")
     def run(ctx: TaskContext[dict[str, Any]]) -> Any:

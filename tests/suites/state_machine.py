@@ -34,7 +34,7 @@ def make(store: TaskStore, **fields: Any) -> TaskRecord:
 
 def claimed(store: TaskStore, **fields: Any) -> TaskRecord:
     record = make(store, **fields)
-    new = store.apply(record.id, state.claim(record.attempt, NOW, NOW + LEASE, "w1"))
+    new = store.apply(record.id, state.claim("t", record.attempt, NOW, NOW + LEASE, "w1"))
     assert new is not None
     return new
 
@@ -48,23 +48,24 @@ class StateMachineSuite:
 
     def test_an_unknown_id_reads_as_none_and_no_transition_applies(self, store: TaskStore) -> None:
         assert store.get("0" * 32) is None
-        assert store.apply("0" * 32, state.claim(0, NOW, NOW + LEASE, "w")) is None
+        assert store.apply("0" * 32, state.claim("t", 0, NOW, NOW + LEASE, "w")) is None
         assert store.delete("0" * 32) is False
 
     # -- claim ---------------------------------------------------------------------
     def test_claim_makes_a_due_pending_record_processing_under_a_lease(self, store: TaskStore) -> None:
         record = make(store)
-        new = store.apply(record.id, state.claim(0, NOW + 5, NOW + LEASE, "w1"))
+        new = store.apply(record.id, state.claim("t", 0, NOW + 5, NOW + LEASE, "w1"))
         assert new is not None
         assert (new.status, new.attempt, new.lease_until, new.worker, new.date_modified) == (
             state.PROCESSING, 1, NOW + LEASE, "w1", NOW + 5)
         assert store.get(record.id) == new
 
-    @pytest.mark.parametrize("why", ["wrong attempt", "not due", "already claimed", "success", "failed",
-                                     "cancelled"])
+    @pytest.mark.parametrize("why", ["wrong attempt", "wrong type", "not due", "already claimed", "success",
+                                     "failed", "cancelled"])
     def test_claim_is_refused_outside_its_state(self, store: TaskStore, why: str) -> None:
         record = {
             "wrong attempt": lambda: make(store, attempt=3),
+            "wrong type": lambda: make(store, type="other"),
             "not due": lambda: make(store, next_run_at=NOW + 1),
             "already claimed": lambda: claimed(store),
             "success": lambda: make(store, status=state.SUCCESS),
@@ -72,19 +73,28 @@ class StateMachineSuite:
             "cancelled": lambda: make(store, status=state.CANCELLED),
         }[why]()
         attempt = 0 if why in ("wrong attempt", "already claimed") else record.attempt
-        assert store.apply(record.id, state.claim(attempt, NOW, NOW + LEASE, "w2")) is None
+        assert store.apply(record.id, state.claim("t", attempt, NOW, NOW + LEASE, "w2")) is None
         assert store.get(record.id) == record
+
+    def test_release_wakeup_clears_only_the_records_own_wake_up(self, store: TaskStore) -> None:
+        record = make(store, enqueued_at=NOW, attempt=2)
+        for task_type, attempt in (("other", 2), ("t", 1), ("t", 3)):  # a stale or crafted wake-up
+            assert store.apply(record.id, state.release_wakeup(task_type, attempt)) is None
+        assert store.get(record.id) == record
+        new = store.apply(record.id, state.release_wakeup("t", 2))
+        assert new is not None and new.enqueued_at is None
+        assert store.get(record.id) == dataclasses.replace(record, enqueued_at=None)
 
     def test_a_duplicate_wake_up_claims_once(self, store: TaskStore) -> None:
         record = make(store)
-        first = store.apply(record.id, state.claim(0, NOW, NOW + LEASE, "w1"))
-        second = store.apply(record.id, state.claim(0, NOW, NOW + LEASE, "w2"))
+        first = store.apply(record.id, state.claim("t", 0, NOW, NOW + LEASE, "w1"))
+        second = store.apply(record.id, state.claim("t", 0, NOW, NOW + LEASE, "w2"))
         assert first is not None and second is None
         assert store.get(record.id) == first
 
     def test_a_record_between_iterations_is_claimed_again(self, store: TaskStore) -> None:
         record = make(store, status=state.PROCESSING, attempt=2, lease_until=None)
-        new = store.apply(record.id, state.claim(2, NOW, NOW + LEASE, "w"))
+        new = store.apply(record.id, state.claim("t", 2, NOW, NOW + LEASE, "w"))
         assert new is not None and new.attempt == 3 and new.lease_until == NOW + LEASE
 
     # -- the outcome of a run --------------------------------------------------------
@@ -113,6 +123,13 @@ class StateMachineSuite:
             state.PENDING, 1, NOW + 3007, NOW + 7, None)
         assert new.error is not None and ErrorInfo.model_validate_json(new.error) == BOOM
         assert new.date_completed is None
+
+    def test_a_failure_whose_text_holds_a_lone_surrogate_is_still_recorded(self, store: TaskStore) -> None:
+        record = claimed(store)
+        bad = ErrorInfo(name="OSError", message=b"caf\xe9".decode("utf-8", "surrogateescape"))
+        new = store.apply(record.id, state.finish(record, Outcome("failed", error=bad), NOW + 1))
+        assert new is not None and new.status == state.FAILED and new.error is not None
+        assert ErrorInfo.model_validate_json(new.error).message == "caf\ufffd"
 
     @pytest.mark.parametrize("retries, retryable", [(0, True), (None, True), (3, False)])
     def test_a_failure_without_a_retry_is_final(self, store: TaskStore, retries: int | None,
@@ -145,7 +162,7 @@ class StateMachineSuite:
         if why == "stale attempt":  # recovered and claimed by another worker meanwhile
             changed = store.apply(record.id, state.recover(record, Outcome("failed", error=BOOM), NOW + LEASE + 1))
             assert changed is not None
-            store.apply(record.id, state.claim(changed.attempt, NOW + LEASE + 2, NOW + 2 * LEASE, "w2"))
+            store.apply(record.id, state.claim("t", changed.attempt, NOW + LEASE + 2, NOW + 2 * LEASE, "w2"))
         elif why == "lease lost":
             store.apply(record.id, state.cancel(record, NOW, include_running=True))
         else:
@@ -159,7 +176,9 @@ class StateMachineSuite:
         record = claimed(store, retries_remaining=1)
         lost = Outcome("failed", error=ErrorInfo(name="WorkerLostError", message="gone"))
         assert store.apply(record.id, state.recover(record, lost, NOW + LEASE)) is None  # not yet expired
-        new = store.apply(record.id, state.recover(record, lost, NOW + LEASE + 1))
+        t = state.recover(record, lost, NOW + LEASE + 1)
+        assert (t.name, t.settles) == ("recover", "retry")
+        new = store.apply(record.id, t)
         assert new is not None and new.status == state.PENDING and new.retries_remaining == 0
         assert store.apply(record.id, state.recover(record, lost, NOW + LEASE + 2)) is None  # once
 
@@ -189,7 +208,7 @@ class StateMachineSuite:
 
     def test_cancel_is_fenced_by_the_attempt_it_read(self, store: TaskStore) -> None:
         record = make(store)
-        run = store.apply(record.id, state.claim(0, NOW, NOW + LEASE, "w"))
+        run = store.apply(record.id, state.claim("t", 0, NOW, NOW + LEASE, "w"))
         assert run is not None
         store.apply(record.id, state.finish(run, Outcome("continue", payload="{}"), NOW))  # waiting again
         assert store.apply(record.id, state.cancel(record, NOW)) is None  # read at attempt 0, now 1

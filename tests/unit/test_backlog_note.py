@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from celery_bgtask.backlog import SENT_HEADER, Backlog
+from celery_bgtask.celery.backlog import SENT_HEADER, Backlog
 
 
 def test_note_keeps_the_newest_send_time_of_each_queue_and_ignores_malformed_headers() -> None:

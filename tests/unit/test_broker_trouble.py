@@ -7,7 +7,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from celery_bgtask.publish import broker_trouble
+from celery_bgtask.celery.publish import broker_trouble
 
 
 def _app(**conf: str) -> Celery:

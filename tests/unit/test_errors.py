@@ -55,7 +55,7 @@ def test_contract_names_are_exported() -> None:
 def test_task_failed_survives_celerys_exception_copy_so_it_logs_as_expected() -> None:
     from celery.utils.serialization import get_pickleable_exception
 
-    from celery_bgtask.execution import TaskFailed
+    from celery_bgtask.celery.report import TaskFailed
     from celery_bgtask.models import ErrorInfo
 
     failed = TaskFailed("ab" * 16, ErrorInfo(name="RuntimeError", message="boom"))

@@ -17,7 +17,7 @@ from ..schema import tasks
 
 c = tasks.c
 #: The conditions whose value changes from call to call: each is a bind parameter.
-_PARAMS = ("attempt", "lease_expired_by", "due_by", "due_after", "retained_at")
+_PARAMS = ("attempt", "lease_expired_by", "due_by", "due_after", "retained_at", "task_type")
 
 
 def shape(transition: Transition) -> Hashable:
@@ -43,6 +43,8 @@ def where(expect: Expect) -> list[ColumnElement[bool]]:
         clauses.append(or_(*(c.status == s for s in expect.statuses)))
     if expect.waiting:
         clauses.append(or_(c.status == PENDING, and_(c.status == PROCESSING, c.lease_until.is_(None))))
+    if expect.task_type is not None:
+        clauses.append(c.type == bindparam("e_task_type"))
     if expect.attempt is not None:
         clauses.append(c.attempt == bindparam("e_attempt"))
     if expect.leased is not None:

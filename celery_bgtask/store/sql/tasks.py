@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from ...core.record import FIELDS, TaskRecord, record_of
+from ...core.record import FIELDS, TaskRecord, as_row, record_of
 from ...core.state import Transition
 from ...resilience import redacted
 from .. import fastpath
@@ -100,7 +100,7 @@ class SqlTaskStore:
         parameter (``INSERT ... SELECT * FROM unnest(...)``): a VALUES list of 23 parameters a
         row is a query psycopg spends longer parsing than the server spends inserting.
         """
-        rows = [{name: getattr(r, name) for name in FIELDS} for r in records]
+        rows = [as_row(r) for r in records]
         if len(rows) == 1:
             if self._fast is not None:
                 self._fast.execute(("insert", FIELDS), lambda: _INSERT.values({k: bindparam(f"p_{k}") for k in FIELDS}),

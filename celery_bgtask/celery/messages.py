@@ -14,8 +14,8 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from .ids import is_bare_id
-from .validation import MAX_TYPE_LENGTH
+from ..ids import is_bare_id
+from ..validation import MAX_TYPE_LENGTH
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .handlers import HandlerSpec, safe_call
+from ..handlers import HandlerSpec, safe_call
 
 log = logging.getLogger(__name__)
 

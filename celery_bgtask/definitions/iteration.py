@@ -19,23 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Row
-
-from .context import TaskContext
-from .definitions import MAX_ITERATIONS_ERROR, TaskDefinition
-from .errors import TaskValidationError
-from .models import ErrorInfo
-from .outcome import Outcome
-from .records import row_to_task
-from .responses import Aborted, Continue, Done, Error, TaskResponse
-from .runtime import TaskRuntime
-from .store.aborts import abort_requested
-from .validation import json_text
-
-if TYPE_CHECKING:
-    from .component import BackgroundTaskComponent
+from ..context import TaskContext
+from ..core.outcome import Outcome
+from ..core.record import TaskRecord
+from ..errors import TaskValidationError
+from ..models import ErrorInfo
+from ..records import to_public
+from ..responses import Aborted, Continue, Done, Error, TaskResponse
+from ..runtime import TaskRuntime
+from ..store.base import TaskStore
+from ..validation import json_text
+from .model import MAX_ITERATIONS_ERROR, TaskDefinition
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +49,13 @@ def _max_iterations(definition: TaskDefinition, count: int, payload: str | None)
 class Iterations:
     """``HandlerSpec.execute`` / ``on_lost`` of one definition."""
 
-    def __init__(self, component: BackgroundTaskComponent, definition: TaskDefinition) -> None:
-        self.component = component
+    def __init__(self, definition: TaskDefinition, store: TaskStore, max_payload_bytes: int,
+                 run_soft_limit: Callable[[], float | None]) -> None:
         self.definition = definition
+        self.store = store
+        self.max_payload_bytes = max_payload_bytes
+        #: The run task's soft time limit (Celery's), read when an iteration starts.
+        self.run_soft_limit = run_soft_limit
 
     def _soft_limit(self) -> float | None:
         """This task's own budget: the definition's, else the run task's soft time limit.
@@ -65,10 +66,9 @@ class Iterations:
         """
         if self.definition.soft_time_limit is not None:
             return self.definition.soft_time_limit
-        per_task = self.component._runner.task.soft_time_limit
-        return float(per_task) if per_task else None
+        return self.run_soft_limit()
 
-    def execute(self, row: Row[Any], celery_task: Any) -> Outcome:
+    def execute(self, row: TaskRecord, celery_task: Any) -> Outcome:
         """``HandlerSpec.execute``: one iteration (``celery_task`` is in that signature; unused here)."""
         count = (row.iterations or 0) + 1
         try:
@@ -80,7 +80,7 @@ class Iterations:
             return Outcome("failed", error=ErrorInfo.from_exception(exc), retryable=False,
                            extra={"iterations": count})
 
-    def _iterate(self, row: Row[Any], count: int) -> Outcome:
+    def _iterate(self, row: TaskRecord, count: int) -> Outcome:
         definition = self.definition
         stored = {} if row.payload is None else json.loads(row.payload)
         done_extra = {"iterations": count}
@@ -89,10 +89,10 @@ class Iterations:
         except TaskValidationError as exc:
             return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
                            retryable=False, extra=done_extra)
-        engine, task_id = self.component.engine, row.id
-        runtime = TaskRuntime(lambda: abort_requested(engine, task_id), self._soft_limit(),
+        store, task_id = self.store, row.id
+        runtime = TaskRuntime(lambda: store.abort_requested(task_id), self._soft_limit(),
                               started=time.monotonic())
-        ctx = TaskContext(input=value, task=row_to_task(row._mapping), iteration=count,
+        ctx = TaskContext(input=value, task=to_public(row), iteration=count,
                           response=TaskResponse(), runtime=runtime)
         log.info("task %s (definition %s): iteration %d", row.id, definition.id, count)
         try:
@@ -114,14 +114,14 @@ class Iterations:
                            retryable=False, extra=done_extra)
         return Outcome("success", result=text, extra=done_extra)
 
-    def _continue(self, row: Row[Any], stored: Any, answer: Continue, count: int) -> Outcome:
+    def _continue(self, row: TaskRecord, stored: Any, answer: Continue, count: int) -> Outcome:
         definition = self.definition
         merged = {**(stored if isinstance(stored, dict) else {}), **answer.input_patch}
         try:
             # What is stored is the validated input, as at trigger time: the model's ``extra``
             # setting decides what becomes of a key the patch adds that the model lacks.
             value = definition.parse_input(merged, field="input_patch")
-            text = json_text("input_patch", value, max_bytes=self.component.settings.max_payload_bytes)
+            text = json_text("input_patch", value, max_bytes=self.max_payload_bytes)
         except TaskValidationError as exc:
             return Outcome("failed", error=ErrorInfo(name="TaskValidationError", message=str(exc)),
                            retryable=False, extra={"iterations": count})
@@ -134,12 +134,12 @@ class Iterations:
     def _abort_requested(self, task_id: str) -> bool:
         """The flag at the iteration boundary. If it cannot be read, the next claim sees it anyway."""
         try:
-            return abort_requested(self.component.engine, task_id)
+            return self.store.abort_requested(task_id)
         except Exception:
             log.warning("task %s: could not read the abort flag at the iteration boundary", task_id, exc_info=True)
             return False
 
-    def on_lost(self, row: Row[Any]) -> Outcome:
+    def on_lost(self, row: TaskRecord) -> Outcome:
         """The worker running an iteration died: run it again from the last committed input."""
         count = (row.iterations or 0) + 1
         if row.abort_requested:

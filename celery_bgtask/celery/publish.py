@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from itertools import groupby, islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -26,9 +26,15 @@ from .backlog import SENT_HEADER
 
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
-#: ``(task_id, attempt, queue, task_type, enqueued_at)``: ``enqueued_at`` is the stamp the
-#: record holds for this wake-up, which the message carries (``backlog``).
-Wakeup = tuple[str, int, str, str | None, int]
+class Wakeup(NamedTuple):
+    """One wake-up message to send. ``enqueued_at`` is the stamp the record holds for it,
+    which the message carries (``backlog``)."""
+
+    task_id: str
+    attempt: int
+    queue: str
+    task_type: str | None
+    enqueued_at: int
 
 
 def broker_trouble(app: Celery, exc: BaseException) -> bool:
@@ -52,7 +58,7 @@ def broker_trouble(app: Celery, exc: BaseException) -> bool:
 
 def chunked(wakeups: Sequence[Wakeup], size: int) -> Iterator[list[Wakeup]]:
     """Consecutive wake-ups of one queue, type and stamp, at most ``size`` at a time."""
-    for _, same in groupby(wakeups, key=lambda w: (w[2], w[3], w[4])):
+    for _, same in groupby(wakeups, key=lambda w: (w.queue, w.task_type, w.enqueued_at)):
         while chunk := list(islice(same, size)):
             yield chunk
 
@@ -77,8 +83,8 @@ class WakeupSender:
         if len(chunk) == 1:
             self._send(producer, chunk[0], None, retry)
             return
-        items = [[task_id, attempt] for task_id, attempt, _, _, _ in chunk]
-        _, _, queue, task_type, stamp = chunk[0]
+        items = [[w.task_id, w.attempt] for w in chunk]
+        queue, task_type, stamp = chunk[0].queue, chunk[0].task_type, chunk[0].enqueued_at
         # Celery's time limits are per message: a chunk of n tasks gets n times a task's.
         limits = {name: per_task * len(items) for name in ("time_limit", "soft_time_limit")
                   if (per_task := getattr(self.task, name, None))}

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from celery import Celery, bootsteps
+from celery import bootsteps
 from celery.worker import state as worker_state
 
-from .execution import runner_of
-from .ids import is_bare_id
-from .models import ErrorInfo
-from .outcome import Outcome, record_update
-from .resilience import OutageLog, is_transient, redacted
-from .store.tasks import PROCESSING, c
-from .timeutil import now_ms
-
-if TYPE_CHECKING:
-    from .component import BackgroundTaskComponent
+from ..core import state
+from ..core.outcome import Outcome
+from ..ids import is_bare_id
+from ..models import ErrorInfo
+from ..resilience import OutageLog, is_transient
+from ..store.base import Due
+from ..timeutil import now_ms
+from .backlog import Backlog
+from .host import Host
+from .publish import Wakeup
+from .registry import runner_of
+from .worker import Runner
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,14 @@ CLEANUP_BATCHES = 20
 
 
 class Sweeper:
-    def __init__(self, component: BackgroundTaskComponent) -> None:
+    """Runs beside a worker's consumer; ``backlog`` is that worker's (by default its app's runner's)."""
+
+    def __init__(self, component: Host, backlog: Backlog | None = None) -> None:
         self.component = component
+        if backlog is None:
+            runner = runner_of(component.app)
+            backlog = runner.backlog if runner is not None else Backlog(component.app)
+        self.backlog = backlog
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_cleanup = 0
@@ -59,7 +67,7 @@ class Sweeper:
 
     def _loop(self) -> None:
         period = self.component.settings.poll_interval / 1000
-        outage = OutageLog(log, f"sweeper of {redacted(self.component.engine)}", base=period)
+        outage = OutageLog(log, f"sweeper of {self.component.store.describe()}", base=period)
         while not self._stop.is_set():
             try:
                 self.sweep()
@@ -70,7 +78,7 @@ class Sweeper:
             self._stop.wait(period)
 
     def sweep(self) -> None:
-        self.component._ensure()
+        self.component.ensure_ready()
         now = now_ms()
         self.cancel_revoked()
         self.recover_expired(now)
@@ -118,17 +126,12 @@ class Sweeper:
             spec = comp.handler(row.type)
             if spec is not None and spec.on_lost is not None:
                 lost = spec.on_lost(row)
-            kind, values = record_update(row, lost, now)
-            new = comp.store.transition(
-                row.id, [c.status == PROCESSING, c.attempt == row.attempt, c.lease_until < now], values
-            )
+            recover = state.recover(row, lost, now)
+            new = comp.commit(row.id, recover)
             if new is None:
                 continue
             recovered += 1
-            log.warning("task %s (type %s): lease expired on %s; now %s", row.id, row.type, row.worker, kind)
-            comp._notify(new)
-            if kind not in ("retry", "continue"):
-                comp._finish_retention(new)
+            log.warning("task %s (type %s): lease expired on %s; now %s", row.id, row.type, row.worker, recover.settles)
         return recovered
 
     def publish_due(self, now: int) -> int:
@@ -141,18 +144,19 @@ class Sweeper:
             return published
         stale = comp.store.due_for_publish(now, now - comp.settings.redeliver_after, types, BATCH)
         if stale:
-            gone = comp._runner.backlog.judge(now, comp.settings.redeliver_after)
-            published += self._publish_rows([r for r in stale if gone(r.thread_id, r.enqueued_at)], now)[0]
+            gone = self.backlog.judge(now, comp.settings.redeliver_after)
+            gone_rows = [r for r in stale if r.enqueued_at is not None and gone(r.thread_id, r.enqueued_at)]
+            published += self._publish_rows(gone_rows, now)[0]
         return published
 
-    def _publish_rows(self, rows: list[Any], now: int) -> tuple[int, bool]:
+    def _publish_rows(self, rows: list[Due], now: int) -> tuple[int, bool]:
         """(how many were published, False if the broker failed and the rest were left for next time)."""
         comp = self.component
         published = 0
         for row in rows:
             if not comp.store.take_publish(row.id, row.attempt, row.enqueued_at, now):
                 continue
-            if not comp._publish(row.id, row.attempt, row.thread_id, row.type, now):
+            if not comp.publish([Wakeup(row.id, row.attempt, row.thread_id, row.type, now)]):
                 return published, False
             published += 1
         return published, True
@@ -187,21 +191,21 @@ class WorkerStep(bootsteps.StartStopStep):
         runner = runner_of(parent.app)
         assert runner is not None  # include_if
         try:
-            runner.component._ensure()  # migrate once, in the main process, before any child forks
+            runner.host.ensure_ready()  # migrate once, in the main process, before any child forks
         except Exception as exc:
             if not is_transient(exc):
                 raise
             # Start anyway: the sweeper retries with backoff, and wake-ups wait in their queue.
             log.error("celery_bgtask: the database %s is not answering (%s); the worker starts anyway, "
                       "retries it with backoff, and runs background tasks once it answers",
-                      redacted(runner.component.engine), type(exc).__name__)
+                      runner.host.store.describe(), type(exc).__name__)
         return _Service(runner)
 
 
 class _Service:
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.sweeper = Sweeper(runner.component)
+        self.sweeper = Sweeper(runner.host, runner.backlog)
 
     def start(self) -> None:
         self.sweeper.start()
@@ -213,6 +217,3 @@ class _Service:
 
     terminate = stop
 
-
-def install_sweeper(app: Celery, component: BackgroundTaskComponent) -> None:
-    app.steps["worker"].add(WorkerStep)
