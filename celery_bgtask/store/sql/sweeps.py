@@ -50,6 +50,9 @@ def expired_leases(engine: Engine, now: int, limit: int) -> list[TaskRecord]:
         return [TaskRecord(*row) for row in conn.execute(stmt)]
 
 
+_MYSQL = ("mysql", "mariadb")
+
+
 def _past_retention(now: int) -> tuple[ColumnElement[bool], ...]:
     return c.status.in_(TERMINAL), c.date_retain_until.is_not(None), c.date_retain_until < now
 
@@ -66,7 +69,6 @@ def _expired(now: int, limit: int) -> Select[tuple[str]]:
             .limit(limit).with_for_update(skip_locked=True))
 
 
-_MYSQL = ("mysql", "mariadb")
 #: MariaDB deletes a batch that is a good part of a small table by a full scan, waiting for
 #: every row another transaction holds; the primary key is forced (which only the
 #: multiple-table form of DELETE accepts).
