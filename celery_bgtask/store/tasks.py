@@ -37,6 +37,7 @@ from ..models import TaskStatus
 from . import fastpath
 from .engine import is_mysql
 from .schema import slots, tasks
+from .sql import sweeps
 
 c = tasks.c
 PENDING = TaskStatus.PENDING.value
@@ -346,20 +347,10 @@ class TaskStore:
         with self.engine.connect() as conn:
             return list(conn.execute(stmt).all())
 
-    def expired_records(self, now: int, limit: int) -> list[str]:
-        stmt = select(c.id).where(c.date_retain_until.is_not(None), c.date_retain_until < now).limit(limit)
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(stmt)]
-
-    def delete_expired(self, ids: Sequence[str], now: int) -> int:
-        """Delete the given ids if they are still finished and past retention (short transaction)."""
-        if not ids:
-            return 0
-        stmt = delete(tasks).where(
-            c.id.in_(list(ids)), c.status.in_(TERMINAL), c.date_retain_until.is_not(None), c.date_retain_until < now
-        )
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount
+    def delete_expired(self, now: int, limit: int) -> int:
+        """Delete up to ``limit`` finished records past retention, skipping those another sweeper
+        holds; how many went (``sql.sweeps.delete_expired``)."""
+        return sweeps.delete_expired(self.engine, now, limit)
 
     # -- concurrency slots -----------------------------------------------------------
     def acquire_slot(self, task_type: str, capacity: int, holder: str, now: int, lease_until: int) -> int | None:
