@@ -10,6 +10,8 @@ One module serves every variant; ``BENCH_MODE`` picks it when a worker imports i
   so one wake-up message carries several tasks (opt-in; the worker is the same).
 
 Every variant runs the same no-op task on the same broker, so the difference is bookkeeping.
+``BENCH_RETAIN_MS`` and ``BENCH_CLEANUP_MS`` set celery_bgtask's retention and cleanup interval
+(the soak bench, ``bench.soak``, passes them to its worker).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def noop(n: Any = None) -> None:
     return None
 
 
-def make_app(mode: str, broker: str, queue: str, database_url: str, redis_url: str) -> BenchApp:
+def make_app(mode: str, broker: str, queue: str, database_url: str, redis_url: str, *,
+             retain_for: int = RETAIN_MS, cleanup_interval: int | None = None) -> BenchApp:
+    """``retain_for`` and ``cleanup_interval`` (ms; None: the default) are celery_bgtask's settings."""
     if mode not in MODES:
         raise ValueError(f"BENCH_MODE must be one of {', '.join(MODES)}, got {mode!r}")
     app = Celery(f"bench-{mode}", broker=broker, set_as_current=False)
@@ -64,7 +68,8 @@ def make_app(mode: str, broker: str, queue: str, database_url: str, redis_url: s
         # Imported here only: a plain-Celery worker must not carry our imports in its RSS.
         from celery_bgtask import BackgroundTaskComponent
 
-        bg = BackgroundTaskComponent(app, database_url=database_url, default_retain_for=RETAIN_MS)
+        bg = BackgroundTaskComponent(app, database_url=database_url, default_retain_for=retain_for,
+                                     cleanup_interval=cleanup_interval)
         bg.register_handler("noop", noop)
     return BenchApp(mode, app, bg)
 
@@ -73,8 +78,11 @@ def _from_env() -> BenchApp | None:
     mode = os.environ.get("BENCH_MODE")
     if mode is None:
         return None
+    cleanup = os.environ.get("BENCH_CLEANUP_MS")
     return make_app(mode, os.environ["BENCH_BROKER"], os.environ["BENCH_QUEUE"],
-                    os.environ["BENCH_DATABASE_URL"], os.environ["BENCH_REDIS"])
+                    os.environ["BENCH_DATABASE_URL"], os.environ["BENCH_REDIS"],
+                    retain_for=int(os.environ.get("BENCH_RETAIN_MS", RETAIN_MS)),
+                    cleanup_interval=None if cleanup is None else int(cleanup))
 
 
 _bench = _from_env()

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -170,8 +170,9 @@ def completion_span(bench: BenchApp, ids: list[str], engine: Engine, client: red
 
 
 # -- the worker ---------------------------------------------------------------------
-def start_worker(mode: str, queue: str, database_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+def start_worker(mode: str, queue: str, database_url: str, log: Path,
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env.update(BENCH_MODE=mode, BENCH_BROKER=REDIS_URL, BENCH_REDIS=REDIS_URL, BENCH_QUEUE=queue,
                BENCH_DATABASE_URL=database_url)

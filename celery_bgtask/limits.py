@@ -36,7 +36,12 @@ MAX_MESSAGE_CHARS = 10_000
 
 
 def show_int(value: int) -> str:
-    """An int for a message; a huge one by its size, since ``str()`` refuses over 4300 digits."""
+    """An int for a message; a huge one by its size, since ``str()`` refuses over 4300 digits.
+
+    A subclass goes through ``safe_repr``: its ``__str__`` is its ``__repr__``, which may raise.
+    """
+    if type(value) is not int:
+        return safe_repr(value)
     return str(value) if abs(value) < 10**30 else f"an int of {value.bit_length()} bits"
 
 
@@ -77,7 +82,8 @@ def seconds(field: str, value: object, *, minimum: float = 0) -> float | None:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TaskValidationError(field, f"must be a number of seconds or a timedelta, got {type(value).__name__}")
+        got = f"{safe_repr(value)} ({type(value).__name__})"
+        raise TaskValidationError(field, f"must be a number of seconds or a timedelta, got {got}")
     if isinstance(value, float) and not math.isfinite(value):
         raise TaskValidationError(field, f"must be a finite number of seconds, got {safe_repr(value)}")
     if value < minimum:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from sqlalchemy import Engine, func, select
 
 from celery_bgtask import TaskStatus
 from celery_bgtask.core import state
 from celery_bgtask.core.state import Expect, Transition
 from celery_bgtask.ids import parse_task_id
+from celery_bgtask.store.schema import tasks
+from celery_bgtask.timeutil import now_ms
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -145,3 +149,23 @@ def readable(bg: Any, urn: str, **query: Any) -> Any:
         if "task_type" in query:
             assert entity.type == query["task_type"], f"query(task_type={query['task_type']!r}) gave {entity.type!r}"
     return task
+
+
+def insert_finished(bg: Any, n: int, retain_until: int | None) -> list[str]:
+    """Insert ``n`` finished (``success``) records straight into the store, the ``i``-th one's
+    retention ending ``i`` ms after ``retain_until`` (None: kept forever); their ids, in that order."""
+    bg.ensure_ready()
+    now = now_ms()
+    records = bg.build_records("done", [None] * n, retry_count=None, retry_interval=None, retain_for=None)
+    rows = [dataclasses.replace(record, status="success", date_completed=now, next_run_at=None,
+                                date_retain_until=None if retain_until is None else retain_until + i)
+            for i, record in enumerate(records)]
+    for offset in range(0, n, 2000):
+        bg.store.insert(rows[offset:offset + 2000])
+    return [row.id for row in rows]
+
+
+def count_records(engine: Engine) -> int:
+    """How many task records the database holds."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(tasks)).scalar_one())

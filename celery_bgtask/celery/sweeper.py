@@ -6,7 +6,9 @@ Every ``poll_interval`` it
 - publishes wake-ups for runnable records of the types this worker handles whose message
   is missing (a retry that came due, a publish that failed, a type no other worker had),
   or is older than ``redeliver_after`` and no longer in its queue (``backlog``);
-- every ``cleanup_interval``, deletes records whose retention has passed, in small batches;
+- every ``cleanup_interval``, deletes records whose retention has passed, in batches for as
+  long as they come back full, within a time budget; when the budget ran out with more left,
+  it goes on at the next poll;
 - cancels the pending records whose ids the worker has been told to revoke since the last
   poll, so a revoke is kept in the database, not only in the worker's memory.
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from celery import bootsteps
@@ -38,18 +42,33 @@ from .worker import Runner
 log = logging.getLogger(__name__)
 
 BATCH = 500
-CLEANUP_BATCHES = 20
+#: The share of ``poll_interval`` that one cleanup pass may take while it finds full batches.
+CLEANUP_SHARE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """One cleanup pass: how many records it deleted, and whether it found no more expired."""
+
+    deleted: int
+    finished: bool
 
 
 class Sweeper:
     """Runs beside a worker's consumer; ``backlog`` is that worker's (by default its app's runner's)."""
 
-    def __init__(self, component: Host, backlog: Backlog | None = None) -> None:
+    def __init__(self, component: Host, backlog: Backlog | None = None, *, batch: int = BATCH,
+                 cleanup_budget: float | None = None) -> None:
+        """``batch``: records per DELETE; ``cleanup_budget``: seconds a cleanup pass may take
+        (``CLEANUP_SHARE`` of ``poll_interval`` by default)."""
         self.component = component
         if backlog is None:
             runner = runner_of(component.app)
             backlog = runner.backlog if runner is not None else Backlog(component.app)
         self.backlog = backlog
+        self.batch = batch
+        self.cleanup_budget = (component.settings.poll_interval * CLEANUP_SHARE / 1000
+                               if cleanup_budget is None else cleanup_budget)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_cleanup = 0
@@ -84,8 +103,9 @@ class Sweeper:
         self.recover_expired(now)
         self.publish_due(now)
         if now >= self._next_cleanup:
-            self.cleanup(now)
-            self._next_cleanup = now + self.component.settings.cleanup_interval
+            # Cut short by its budget: the rest at the next poll, not a cleanup_interval later.
+            finished = self.cleanup(now).finished
+            self._next_cleanup = now + self.component.settings.cleanup_interval if finished else 0
 
     def cancel_revoked(self) -> int:
         """Cancel the pending records of the ids revoked in this worker since the last poll.
@@ -161,17 +181,25 @@ class Sweeper:
             published += 1
         return published, True
 
-    def cleanup(self, now: int) -> int:
+    def cleanup(self, now: int) -> Cleanup:
+        """Delete expired records a batch at a time while the batches come back full, for at
+        most ``cleanup_budget`` seconds (one batch at least), so that recovery and publishing
+        in the same loop are not held up by a backlog; ``finished`` says if it got to the end."""
         store = self.component.store
         deleted = 0
-        for _ in range(CLEANUP_BATCHES):
-            ids = store.expired_records(now, BATCH)
-            deleted += store.delete_expired(ids, now)
-            if len(ids) < BATCH:
+        started = time.monotonic()
+        while True:
+            batch = store.delete_expired(now, self.batch)
+            deleted += batch
+            if batch < self.batch:
+                finished = True
+                break
+            if time.monotonic() - started >= self.cleanup_budget:
+                finished = False
                 break
         if deleted:
-            log.info("cleanup removed %d expired task records", deleted)
-        return deleted
+            log.info("cleanup removed %d expired task records%s", deleted, "" if finished else "; more next poll")
+        return Cleanup(deleted, finished)
 
 
 class WorkerStep(bootsteps.StartStopStep):

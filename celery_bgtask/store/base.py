@@ -99,11 +99,10 @@ class TaskStore(Protocol):
     # -- the sweeper -----------------------------------------------------------------
     def expired_leases(self, now: int, limit: int) -> list[TaskRecord]: ...
 
-    def expired_records(self, now: int, limit: int) -> list[str]:
-        """Ids of finished records past their retention."""
-
-    def delete_expired(self, task_ids: Sequence[str], now: int) -> int:
-        """Delete those of ``task_ids`` still finished and past retention; how many went."""
+    def delete_expired(self, now: int, limit: int) -> int:
+        """Delete up to ``limit`` finished records past their retention (the oldest first) in one
+        atomic step, leaving alone those another sweeper is deleting; how many went. ``limit``
+        back means there may be more."""
 
     # -- leases and concurrency slots --------------------------------------------------
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:

@@ -108,21 +108,15 @@ class MemoryTaskStore:
             return [r for r in self._records.values()
                     if r.status == PROCESSING and r.lease_until is not None and r.lease_until < now][:limit]
 
-    def expired_records(self, now: int, limit: int) -> list[str]:
+    def delete_expired(self, now: int, limit: int) -> int:
+        """As the SQL stores: the ``limit`` records whose retention ended first, those finished deleted."""
         with self._lock:
-            return [r.id for r in self._records.values()
-                    if r.date_retain_until is not None and r.date_retain_until < now][:limit]
-
-    def delete_expired(self, task_ids: Sequence[str], now: int) -> int:
-        deleted = 0
-        with self._lock:
-            for task_id in task_ids:
-                r = self._records.get(task_id)
-                if r is not None and r.status in TERMINAL and r.date_retain_until is not None \
-                        and r.date_retain_until < now:
-                    del self._records[task_id]
-                    deleted += 1
-        return deleted
+            expired = sorted((r.date_retain_until, r.id) for r in self._records.values()
+                             if r.date_retain_until is not None and r.date_retain_until < now)[:limit]
+            chosen = [task_id for _, task_id in expired if self._records[task_id].status in TERMINAL]
+            for task_id in chosen:
+                del self._records[task_id]
+        return len(chosen)
 
     # -- leases and concurrency slots --------------------------------------------------
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:

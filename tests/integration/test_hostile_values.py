@@ -36,7 +36,7 @@ def _run(ctx: TaskContext[Any]) -> Any:
 CALLS: list[tuple[str, Callable[[BackgroundTaskComponent, TaskSchedulerComponent], Any]]] = [
     ("task_type", lambda bg, _: bg.create(BrokenRepr())),
     ("retry_count", lambda bg, _: bg.create("t", retry_count=BrokenRepr())),
-    ("retry_count", lambda bg, _: bg.create("t", retry_count=BrokenInt(0))),
+    ("retry_count", lambda bg, _: bg.create("t", retry_count=BrokenInt(-1))),
     ("retry_interval", lambda bg, _: bg.create("t", retry_interval=BrokenInt(0))),
     ("retain_for", lambda bg, _: bg.create("t", retain_for=BrokenInt(-5))),
     ("payloads[0].retry_count", lambda bg, _: bg.create_many("t", [1], retry_count=BrokenRepr())),
@@ -71,7 +71,7 @@ def test_a_huge_value_is_cut_short_in_the_message(make_component: Callable[..., 
     bg = make_component()
     with pytest.raises(TaskValidationError) as err:
         bg.create("t", retry_count="9" * 100_000)
-    assert err.value.rule.startswith("must be an int >= 1, got '9999") and len(str(err.value)) < 300
+    assert err.value.rule.startswith("must be an int >= 0, got '9999") and len(str(err.value)) < 300
     assert bg.query().entities == []
 
 

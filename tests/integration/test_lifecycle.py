@@ -180,7 +180,7 @@ def test_cleanup_removes_exactly_the_expired_records(make_component: Any) -> Non
         bg.store.apply(ids[name], write({"status": "success", "date_completed": now - 2000,
                                          "date_retain_until": until}, statuses=("pending",)))
     removed = Sweeper(bg).cleanup(now)
-    assert removed == 2
+    assert removed.deleted == 2 and removed.finished
     assert bg.get(urns["expired1"]) is None and bg.get(urns["expired2"]) is None
     assert bg.get(urns["future"]) is not None and bg.get(urns["pending"]) is not None
 

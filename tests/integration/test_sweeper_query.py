@@ -13,7 +13,7 @@ from celery_bgtask.celery.sweeper import BATCH
 from celery_bgtask.core.state import PROCESSING
 from celery_bgtask.ids import parse_task_id
 from celery_bgtask.timeutil import now_ms
-from tests.helpers import set_fields
+from tests.helpers import insert_finished, set_fields
 
 BACKLOG = 3000
 STALE_AFTER = 300_000
@@ -82,9 +82,9 @@ def test_due_for_publish_reads_the_index_not_the_backlog(make_component: Any) ->
 
 
 def _assert_reads_the_index(bg: Any, sql: str, params: Any, *, most: float = BACKLOG / 20,
-                            in_order: bool = False) -> None:
-    """The due query reads the unsent index, one range per arm, and at most ``most`` rows
-    (not the backlog); ``in_order``: in index order, with no sort of what it read."""
+                            in_order: bool = False, index: str = "ix_bgtask_tasks_unsent", ranges: int = 2) -> None:
+    """The query reads ``index``, in ``ranges`` ranges (the due query: one per arm), and at most
+    ``most`` rows (not the backlog); ``in_order``: in index order, with no sort of what it read."""
     with bg.engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         if bg.engine.dialect.name == "postgresql":
@@ -92,6 +92,8 @@ def _assert_reads_the_index(bg: Any, sql: str, params: Any, *, most: float = BAC
             root = cursor.fetchone()[0][0]["Plan"]
             unwanted = ("Seq Scan", "Sort") if in_order else ("Seq Scan",)
             assert not [n for n in plan_nodes(root) if n["Node Type"] in unwanted], root
+            scans = [n for n in plan_nodes(root) if "Index Name" in n]
+            assert len(scans) == ranges and {n["Index Name"] for n in scans} == {index}, root
             # What the server read from the table: the due records and a few it filtered out.
             read = rows_read(root)
             assert read <= most, f"read {read} rows for the due ones in a backlog of {BACKLOG}"
@@ -104,9 +106,9 @@ def _assert_reads_the_index(bg: Any, sql: str, params: Any, *, most: float = BAC
             columns = [d[0] for d in cursor.description]
             plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             reads = [row for row in plan if row["table"] == "bgtask_tasks"]
-            assert len(reads) == 2, plan  # one range scan for each arm
+            assert len(reads) == ranges, plan
             for row in reads:
-                assert row["key"] == "ix_bgtask_tasks_unsent", plan
+                assert row["key"] == index, plan
                 if in_order:  # MariaDB's estimate ignores the LIMIT; no filesort means it stops there
                     assert "filesort" not in (row["Extra"] or ""), plan
                 else:
@@ -129,3 +131,19 @@ def test_a_stale_backlog_is_read_a_batch_at_a_time_oldest_first(make_component: 
     assert len(found) == 50
     assert [row.enqueued_at for row in found] == sorted(row.enqueued_at for row in found)
     _assert_reads_the_index(bg, *statements[-1], most=3 * 50, in_order=True)
+
+
+def test_the_cleanup_reads_a_batch_of_expired_records_in_retention_order(make_component: Any) -> None:
+    """Beside the pending backlog, 1,000 records still retained and a backlog of 3,000 expired: a
+    batch of the cleanup is one range of the retention index in its order, and reads that batch,
+    not every expired record (then a sort) nor the table."""
+    bg = make_component()
+    _backlog_and_strays(bg)
+    now = now_ms()
+    insert_finished(bg, 1000, now + 60_000)
+    insert_finished(bg, BACKLOG, now - 100_000)
+    _analyze(bg)
+    statements = _recorded(bg)
+    assert bg.store.delete_expired(now, 50) == 50
+    [select] = [(sql, params) for sql, params in statements if "FOR UPDATE" in sql]
+    _assert_reads_the_index(bg, *select, most=3 * 50, in_order=True, index="ix_bgtask_tasks_retain", ranges=1)

@@ -289,20 +289,26 @@ class StateMachineSuite:
         assert store.take_publish(unsent.id, 0, None, NOW) is False  # another sweeper took it
         assert store.due_for_publish(NOW, None, ["d"], 10) == []
 
-    def test_expired_leases_and_records(self, store: TaskStore) -> None:
+    def test_expired_leases(self, store: TaskStore) -> None:
         running = claimed(store)
         assert [r.id for r in store.expired_leases(NOW + LEASE + 1, 10)] == [running.id]
-        old = make(store, status=state.SUCCESS, date_retain_until=NOW - 1)
-        make(store, status=state.SUCCESS, date_retain_until=NOW + 1)
-        ids = store.expired_records(NOW, 10)
-        assert ids == [old.id]
-        assert store.delete_expired(ids, NOW) == 1 and store.get(old.id) is None
 
-    def test_a_record_requeued_after_it_was_found_expired_is_not_deleted(self, store: TaskStore) -> None:
+    def test_delete_expired_takes_finished_records_past_retention_oldest_first(self, store: TaskStore) -> None:
+        expired = [make(store, status=status, date_retain_until=NOW - n)
+                   for n, status in ((30, state.SUCCESS), (20, state.FAILED), (10, state.CANCELLED))]
+        kept = [make(store, status=state.SUCCESS, date_retain_until=NOW),  # retention ends now, not before
+                make(store, status=state.SUCCESS, date_retain_until=None),  # retain_for=-1: kept forever
+                make(store, status=state.PENDING, date_retain_until=NOW - 1)]  # not finished
+        assert store.delete_expired(NOW, 2) == 2  # a full batch: there may be more
+        assert [store.get(r.id) for r in expired] == [None, None, expired[2]]
+        assert store.delete_expired(NOW, 2) == 1  # the last, and the unfinished one, left alone
+        assert store.delete_expired(NOW, 2) == 0
+        assert [store.get(r.id) for r in kept] == kept
+
+    def test_a_failed_record_requeued_before_its_retention_ended_is_not_deleted(self, store: TaskStore) -> None:
         record = make(store, status=state.FAILED, date_retain_until=NOW - 1)
-        ids = store.expired_records(NOW, 10)
-        store.apply(record.id, state.requeue(NOW - 2))
-        assert store.delete_expired(ids, NOW) == 0 and store.get(record.id) is not None
+        assert store.apply(record.id, state.requeue(NOW - 2)) is not None
+        assert store.delete_expired(NOW, 10) == 0 and store.get(record.id) is not None
 
     def test_slots_cap_concurrent_holders(self, store: TaskStore) -> None:
         assert store.acquire_slot("capped", 2, "a", NOW, NOW + LEASE) == 0

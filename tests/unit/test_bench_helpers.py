@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import procinfo, throughput
+from bench import procinfo, soak, throughput
 from bench.apps import NOOP, make_app
 from bench.report import Target, fmt, rate, ratio, table, verdicts
 from bench.throughput import TARGETS, Result, median, render
@@ -92,3 +92,26 @@ def test_messages_for_counts_one_wake_up_a_task_or_a_chunk_per_batch(monkeypatch
     ids = ["warm-up"] + [f"t{i}" for i in range(1234)]
     assert throughput.messages_for("bgtask", ids) == 1235
     assert throughput.messages_for("chunked", ids) == 1 + 50 + 50 + 24  # the last batch's last chunk has 4
+
+
+def test_soak_slopes_tell_a_level_sawtooth_from_a_climbing_one() -> None:
+    assert soak.slope([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) == pytest.approx(2.0)
+    assert soak.slope([(5.0, 7.0)]) == 0.0 and soak.slope([(1.0, 2.0), (1.0, 4.0)]) == 0.0
+    assert soak.within([(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)], 1.0, 3.0) == [(2.0, 2.0), (3.0, 3.0)]
+    # Grows 100/s, a cleanup every 10 s: back to 0 when it keeps up, to 300 more each time when not.
+    level = [(float(t), 100.0 * (t % 10)) for t in range(121)]
+    climbing = [(float(t), 100.0 * (t % 10) + 300.0 * (t // 10)) for t in range(121)]
+    assert soak.peak_growth(level, 60) == 0.0
+    assert soak.peak_growth(climbing, 60) == pytest.approx(30.0)
+    assert soak.peak_growth(level[:100], 60) is None  # shorter than two minutes
+    assert soak.expected_level(200, 2000, 60_000) == 12_400
+
+
+def test_soak_render_reports_the_peak_the_slopes_and_the_verdict() -> None:
+    samples = [soak.Sample(float(t), 100 * (t % 10) + 5, 5, 100 * t) for t in range(0, 121, 5)]
+    text = soak.render(samples, 100, 2000, 10_000)
+    assert "expected level: rate x (retain_for + cleanup_interval) = 1,200 records" in text
+    assert "peak: 505 records at 5 s (500 finished at most)" in text
+    assert "growth of the peak, last minute against the minute before: +0.0 records/s" in text
+    assert text.endswith("levels off under the expected level: yes")
+    assert "| 120 | 5       | 0                   | 5            | 12,000  |" in text

@@ -197,11 +197,8 @@ class SqlTaskStore:
     def expired_leases(self, now: int, limit: int) -> list[TaskRecord]:
         return sweeps.expired_leases(self.engine, now, limit)
 
-    def expired_records(self, now: int, limit: int) -> list[str]:
-        return sweeps.expired_records(self.engine, now, limit)
-
-    def delete_expired(self, task_ids: Sequence[str], now: int) -> int:
-        return sweeps.delete_expired(self.engine, task_ids, now)
+    def delete_expired(self, now: int, limit: int) -> int:
+        return sweeps.delete_expired(self.engine, now, limit)
 
     # -- leases and concurrency slots --------------------------------------------------
     def extend_leases(self, owned: Mapping[str, int], lease_until: int) -> None:
