@@ -106,6 +106,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.hookimpl(tryfirst=True)  # before the fixture's own params are applied
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``pytestmark = pytest.mark.backends("postgres", ...)``: the module's tests run on those
+    backends, whatever ``BGTASK_TEST_BACKENDS`` says (what they test exists there alone)."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", list(marker.args))
+
+
 @pytest.fixture
 def database_url(backend: str, _databases: _Databases, tmp_path: Path) -> str:
     """A migrated-on-first-use, empty database of the parametrised backend."""

@@ -48,11 +48,14 @@ return n
 
 
 def capped(payload: dict[str, Any]) -> int:
-    """Tracks how many runs overlap (current and peak counters in Redis) while it works."""
-    current, peak = f"{PREFIX}:cap:current", f"{PREFIX}:cap:peak"
+    """Tracks how many runs overlap (current and peak counters in Redis); each waits at a gate
+    the test opens, so that runs would pile up without the cap, however slow the machine."""
+    current, peak, gate = f"{PREFIX}:cap:current", f"{PREFIX}:cap:peak", f"{PREFIX}:cap:gate"
     _redis.eval(_MAX, 2, current, peak)
     try:
-        time.sleep(0.3)  # the work itself, so that runs would overlap without the cap
+        deadline = time.monotonic() + 60
+        while not _redis.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return int(payload["n"])
     finally:
         _redis.decr(current)

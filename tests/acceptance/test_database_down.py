@@ -21,13 +21,10 @@ from tests.conftest import REDIS_URL
 from tests.helpers import require_service, status_of, wait_for
 from tests.tcpproxy import TcpProxy
 
-pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-pw"
 
 
-@pytest.fixture
-def backend() -> str:
-    return "postgres"
+pytestmark = [pytest.mark.slow, pytest.mark.backends("postgres")]
 
 
 @pytest.fixture

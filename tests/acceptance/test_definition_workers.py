@@ -8,12 +8,10 @@ committed input, not from the start.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
 
 from celery_bgtask import BackgroundTaskComponent, TaskStatus
 from celery_bgtask.ids import parse_task_id
@@ -22,29 +20,17 @@ from tests.acceptance.procs import celery_worker, kill_group
 from tests.conftest import REDIS_URL
 from tests.helpers import status_of, wait_for
 
-pytestmark = pytest.mark.slow
 APP = "tests.acceptance.defapp"
 
 
-@pytest.fixture
-def backend() -> str:
-    return "postgres"
+pytestmark = [pytest.mark.slow, pytest.mark.backends("postgres")]
 
 
 @pytest.fixture
-def env(database_url: str, broker_url: str, queue_name: str) -> dict[str, str]:
-    return {"BGTASK_DATABASE_URL": database_url, "BGTASK_BROKER_URL": broker_url, "BGTASK_QUEUE": queue_name,
-            "BGTASK_LEASE": "1500", "BGTASK_TEST_REDIS": REDIS_URL}
-
-
-@pytest.fixture
-def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
-    app = Celery("producer", broker=env["BGTASK_BROKER_URL"], set_as_current=False)
-    app.conf.task_default_queue = env["BGTASK_QUEUE"]
-    component = BackgroundTaskComponent(app, database_url=env["BGTASK_DATABASE_URL"])
-    register(component, env["BGTASK_QUEUE"], REDIS_URL)
-    yield component
-    component.engine.dispose()
+def bg(bg: BackgroundTaskComponent, env: dict[str, str]) -> BackgroundTaskComponent:
+    """The shared producer, with the definitions the workers run (``defapp``)."""
+    register(bg, env["BGTASK_QUEUE"], REDIS_URL)
+    return bg
 
 
 def test_abort_from_the_test_process_stops_a_run_in_a_worker_process(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,10 @@ from celery_bgtask import BackgroundTaskComponent, TaskStatus
 from tests.acceptance.procs import celery_worker, kill_group
 from tests.helpers import revoke_when_listening, status_of, wait_for
 
-pytestmark = pytest.mark.slow
 APP = "tests.acceptance.execapp"
 
 
-@pytest.fixture
-def backend() -> str:
-    return "postgres"
-
-
-@pytest.fixture
-def env(database_url: str, broker_url: str, queue_name: str) -> dict[str, str]:
-    return {"BGTASK_DATABASE_URL": database_url, "BGTASK_BROKER_URL": broker_url, "BGTASK_QUEUE": queue_name,
-            "BGTASK_LEASE": "1500"}
-
-
-@pytest.fixture
-def bg(env: dict[str, str]) -> Iterator[BackgroundTaskComponent]:
-    app = Celery("producer", broker=env["BGTASK_BROKER_URL"], set_as_current=False)
-    app.conf.task_default_queue = env["BGTASK_QUEUE"]
-    component = BackgroundTaskComponent(app, database_url=env["BGTASK_DATABASE_URL"])
-    yield component
-    component.engine.dispose()
+pytestmark = [pytest.mark.slow, pytest.mark.backends("postgres")]
 
 
 def test_sigkilled_worker_task_is_retried_by_another_worker(
@@ -138,7 +119,11 @@ def test_max_worker_count_holds_across_two_worker_processes(
     urns = bg.create_many("capped", [{"n": i} for i in range(8)], retain_for=-1)
     with celery_worker(APP, env, "-c", "2", "-n", "one@%h", log=tmp_path / "a.log"), \
             celery_worker(APP, env, "-c", "2", "-n", "two@%h", log=tmp_path / "b.log"):
+        prefix = env["BGTASK_QUEUE"]
+        # Two runs are inside, held at the gate: the others must wait for a slot.
+        wait_for(lambda: int(r.get(f"{prefix}:cap:current") or 0) >= 2, timeout=60, what="two capped runs at once")
+        r.set(f"{prefix}:cap:gate", 1)
         wait_for(lambda: all(status_of(bg, u) == TaskStatus.SUCCESS for u in urns), timeout=90, what="all capped runs")
     peak = int(r.get(f"{env['BGTASK_QUEUE']}:cap:peak") or 0)
-    # Four pool processes could run four at once; the cap allows two, and two did overlap.
-    assert peak == 2, f"at most 2 may run at once across both workers, saw {peak}"
+    # Four pool processes could run four at once; the cap allows two.
+    assert peak <= 2, f"at most 2 may run at once across both workers, saw {peak}"

@@ -20,9 +20,7 @@ from tests.helpers import count_records, insert_finished, wait_for
 c = tasks.c
 
 
-@pytest.fixture(params=["postgres", "mysql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.backends("postgres", "mysql")
 
 
 @pytest.fixture

@@ -13,10 +13,7 @@ from tests.helpers import wait_for
 from tests.integration import handlers
 from tests.tcpproxy import TcpProxy
 
-
-@pytest.fixture
-def backend() -> str:
-    return "postgres"
+pytestmark = pytest.mark.backends("postgres")
 
 
 def test_final_state_is_retried_through_a_short_database_outage(

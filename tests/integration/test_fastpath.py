@@ -19,10 +19,7 @@ from celery_bgtask.store.engine import make_engine
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import claim, finish, wait_for
 
-
-@pytest.fixture
-def backend() -> str:
-    return "postgres"
+pytestmark = pytest.mark.backends("postgres")
 
 
 def test_claim_and_finish_return_rows_and_wrap_errors(make_component: Any) -> None:

@@ -19,9 +19,7 @@ JOBS = "tests.integration.scheduled_jobs"
 URN = "background-task:celery:" + "ab" * 16
 
 
-@pytest.fixture(params=["postgres", "mysql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.backends("postgres", "mysql")
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ BACKLOG = 3000
 STALE_AFTER = 300_000
 
 
-@pytest.fixture(params=["postgres", "mysql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.backends("postgres", "mysql")
 
 
 def _backlog_and_strays(bg: Any) -> dict[str, str]:
