@@ -8,7 +8,6 @@ state-change callbacks, definition hooks and ``retain_for=0`` removal are its su
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -24,12 +23,12 @@ from .celery.messages import MAX_CHUNK
 from .celery.publish import Wakeup
 from .config import Settings, default_broker, warn_unless_json_only
 from .core import state
-from .core.events import EventBus, TaskEvent
+from .core.events import EventBus
 from .core.record import TaskRecord
 from .definitions import DEFAULT_MAX_ITERATIONS, DefinitionInfo, Definitions, Hook, RunFunction, TaskDefinition
 from .definitions.abort import abort_task
 from .errors import HandlerNotFoundError, TaskValidationError
-from .handlers import HandlerSpec, StateCallback, build_spec, safe_call
+from .handlers import HandlerSpec, StateCallback, build_spec
 from .ids import parse_task_id, to_urn
 from .intake import build_records
 from .limits import seconds
@@ -42,7 +41,9 @@ from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
 from .store.base import TaskStore
 from .store.engine import open_engine
 from .store.sql import SqlTaskStore
+from .subscribers import removal_when_done, state_callbacks
 from .timeutil import now_ms
+from .writes import Writer
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,12 @@ class BackgroundTaskComponent:
         warn_unless_json_only(app)
         self.engine = engine if engine is not None else open_engine(self.settings.database_url)
         self.store: TaskStore = SqlTaskStore(self.engine)
-        self.events = EventBus()
-        self.events.subscribe(self._tell_callback)
-        self.events.subscribe(self._drop_when_done)
         self._handlers: dict[str, HandlerSpec] = {}
-        self._ready = False
+        #: Every committed change is told here; callbacks and retention are its first subscribers.
+        self.events = EventBus()
+        self.events.subscribe(state_callbacks(self._handlers))
+        self.events.subscribe(removal_when_done(self.store))
+        self._writer = Writer(self.store, self.events, lambda wakeups, size: self.runner.publish_many(wakeups, size))
         #: This app's worker side: the Celery tasks, publishing and the per-process state.
         self.runner = install(app, self)
         self._definitions = Definitions(self._handlers, self.store, self.settings.max_payload_bytes,
@@ -97,56 +99,22 @@ class BackgroundTaskComponent:
         # Installed here, past ``register_handler``, which refuses the package's reserved types.
         self._handlers[SCHEDULED_TYPE] = scheduled_spec(app, self.engine)
 
-    # -- plumbing -------------------------------------------------------------------
+    # -- what the Celery side and the definitions use (``celery.host.Host``) -----------
     def ensure_ready(self) -> None:
-        """Migrate the schema on first use (cheap once done)."""
-        if not self._ready:
-            self.store.ensure_schema()
-            self._ready = True
+        self._writer.ensure_ready()
 
     def commit(self, task_id: str, transition: state.Transition) -> TaskRecord | None:
-        """Apply ``transition`` to the record and tell the event bus: the new record, or None
-        when the record was not in the state the transition expects (nothing is told)."""
-        record = self.store.apply(task_id, transition)
-        if record is not None:
-            self.events.emit(TaskEvent(transition.name, record, now_ms()))
-        return record
+        """Apply a transition and tell the event bus (``writes.Writer.commit``)."""
+        return self._writer.commit(task_id, transition)
 
     def publish(self, wakeups: Sequence[Wakeup], chunk_size: int = 1) -> bool:
-        """Publish wake-ups whose records already hold their stamp in ``enqueued_at``.
-
-        If they may not have gone out, the stamps are cleared, so a worker's sweeper publishes
-        them: broker trouble is logged and returns False; any other error (a broken install,
-        a bug) is raised to the caller once the stamps are cleared.
-        """
-        sent = False
-        try:
-            sent = self.runner.publish_many(wakeups, chunk_size)
-        finally:
-            if not sent:
-                self.store.set_enqueued([w.task_id for w in wakeups], None)
-        return sent
+        """Publish stamped wake-ups; those that may not have gone out are left to the sweeper."""
+        return self._writer.publish(wakeups, chunk_size)
 
     def _run_soft_limit(self) -> float | None:
         """The run task's soft time limit, which Celery enforces on a run message."""
         per_task = self.runner.task.soft_time_limit
         return float(per_task) if per_task else None
-
-    def _tell_callback(self, event: TaskEvent) -> None:
-        """The type's state-change callback hears of every status change, after its commit."""
-        if not event.changes_status:
-            return
-        spec = self._handlers.get(event.record.type)
-        if spec is None or spec.callback is None:
-            return  # no callback: no need to build the public record (a pydantic model) at all
-        task = to_public(event.record)
-        safe_call("state_change_callback", spec.callback, task, task_id=task.id, task_type=task.type)
-
-    def _drop_when_done(self, event: TaskEvent) -> None:
-        """``retain_for=0``: a finished record goes as soon as its callbacks have run."""
-        record = event.record
-        if record.retain_for == 0 and record.status in state.TERMINAL and event.transition != "remove":
-            self.store.delete(record.id)
 
     # -- handlers -------------------------------------------------------------------
     def register_handler(
@@ -184,19 +152,7 @@ class BackgroundTaskComponent:
         return build_records(self.settings, self._definitions.by_id, task_type, payloads, **options)
 
     def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1) -> None:
-        """Commit the records, then publish the wake-ups of those due now; what was not sent is left
-        to the sweeper, and an error other than broker trouble is raised after that (``publish``)."""
-        self.ensure_ready()
-        # Stamped now, after validation and hooks, just before the INSERT and the publish: the
-        # messages carry the stamp, and the sweeper compares the two (``backlog``).
-        stamp = now_ms()
-        # A record due later keeps no enqueued_at: the sweeper publishes it when due (no broker ETA).
-        stamped = [dataclasses.replace(r, enqueued_at=stamp) if r.next_run_at is not None and r.next_run_at <= stamp
-                   else r for r in records]
-        self.store.insert(stamped)
-        due = [Wakeup(r.id, 0, r.thread_id, r.type, stamp) for r in stamped if r.enqueued_at is not None]
-        if due:
-            self.publish(due, chunk_size)
+        self._writer.insert_and_publish(records, chunk_size)
 
     @guarded
     def create(
@@ -361,18 +317,7 @@ class BackgroundTaskComponent:
         definition task. ``include_running`` also cancels a ``processing`` record; the worker
         uses it when Celery reports the run was revoked with ``terminate=True``.
         """
-        bare = parse_task_id(task_id)
-        self.ensure_ready()
-        current = self.store.get(bare)
-        if current is None:
-            log.info("task %s: no record to cancel", bare)
-            return False
-        record = self.commit(bare, state.cancel(current, now_ms(), include_running=include_running))
-        if record is None:
-            _log_not_cancelled(bare, self.store.get(bare) or current)
-            return False
-        log.info("task %s (type %s) cancelled", bare, record.type)
-        return True
+        return self._writer.cancel(parse_task_id(task_id), include_running)
 
     @guarded
     def remove(self, task_id: str) -> bool:
@@ -388,25 +333,4 @@ class BackgroundTaskComponent:
         The change is committed before the wake-up is published; a publish error is handled
         as in ``create`` (the task stays ``pending`` for a worker's sweeper to publish).
         """
-        bare = parse_task_id(task_id)
-        self.ensure_ready()
-        now = now_ms()
-        # A failed record past its retention is only waiting for the cleanup: not retried.
-        record = self.commit(bare, state.run_now(now))
-        if record is None:
-            record = self.commit(bare, state.requeue(now))
-            if record is None:
-                return False
-            log.info("task %s (type %s) requeued from failed", bare, record.type)
-        self.publish([Wakeup(bare, record.attempt, record.thread_id, record.type, now)])
-        return True
-
-
-def _log_not_cancelled(task_id: str, record: TaskRecord) -> None:
-    """Say why ``cancel`` changed nothing: a silent False reads as a bug."""
-    if record.status == TaskStatus.PROCESSING.value:
-        log.info("task %s (type %s) is processing, so cancel() leaves it running: cancel() changes only a "
-                 "pending task; abort() is the way to stop a running definition task", task_id, record.type)
-    else:
-        log.info("task %s (type %s) is %s, so cancel() changes nothing: only a pending task can be cancelled",
-                 task_id, record.type, record.status)
+        return self._writer.retry(parse_task_id(task_id))
