@@ -4,18 +4,16 @@ input raises ``TaskValidationError`` and leaves the store as it was."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import validation as v
 from .config import Settings
 from .core import state
 from .core.record import TaskRecord
+from .definitions import TaskDefinition
 from .errors import TaskValidationError
 from .ids import new_id
 from .timeutil import now_ms
-
-if TYPE_CHECKING:
-    from .definitions import TaskDefinition
 
 
 def new_record(

@@ -6,19 +6,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from .. import limits
 from .. import validation as v
+from ..context import TaskContext
 from ..errors import TaskValidationError
 from ..handlers import HandlerSpec, StateCallback, safe_call
 from ..models import BackgroundTask, TaskStatus
 from ..reprs import safe_repr
-
-if TYPE_CHECKING:
-    from ..context import TaskContext
 
 #: ``ErrorInfo.name`` of a task that reached ``max_iterations``.
 MAX_ITERATIONS_ERROR = "MaxIterationsExceeded"

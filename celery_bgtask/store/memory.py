@@ -1,8 +1,8 @@
 """``MemoryTaskStore``: task records in this process's memory, behind the ``TaskStore`` protocol.
 
-For unit tests of the state machine (the same suite runs against the SQL store) and for
-users' own tests: ``BackgroundTaskComponent(app, store=MemoryTaskStore())`` with an
-in-process worker needs no database at all. Nothing is shared with other processes.
+For unit tests of the state machine: the same suite (``tests/suites/state_machine.py``)
+runs against it and against every SQL store, so it behaves as they do. Nothing is shared
+with other processes.
 """
 
 from __future__ import annotations
