@@ -94,3 +94,17 @@ def test_continue_and_run_now_change_no_status_and_call_no_callback() -> None:
     assert claimed is not None
     assert writer.commit(task_id, state.finish(claimed, Outcome("continue", payload="{}", wait=60), NOW)) is not None
     assert called == ["processing"]
+
+
+def test_a_retry_of_a_retain_for_0_task_keeps_its_record_for_the_next_attempt() -> None:
+    store, bus = MemoryTaskStore(), EventBus()
+    bus.subscribe(removal_when_done(store))
+    writer = Writer(store, bus, lambda wakeups, size: True)
+    record = state.create(new_id(), "t", "q", now=NOW, retain_for=0, retry_interval=10, retries=1, payload=None,
+                          next_run_at=NOW)
+    store.insert([record])
+    claimed = writer.commit(record.id, state.claim("t", 0, NOW, NOW + 1000, "w"))
+    assert claimed is not None
+    retried = writer.commit(record.id, state.finish(claimed, Outcome("failed"), NOW + 1))
+    assert retried is not None and retried.status == state.PENDING
+    assert store.get(record.id) == retried  # pending again: nothing finished, nothing removed
