@@ -23,8 +23,8 @@ from .models import (
     SortDirection,
     TaskStatus,
 )
-from .scheduled_run import SCHEDULED_TYPE
 from .scheduler import TaskSchedulerComponent
+from .scheduling.firing import SCHEDULED_TYPE
 
 __all__ = [
     "SCHEDULED_TYPE",

@@ -37,7 +37,7 @@ from .paging import query_page
 from .records import to_public
 from .reprs import safe_repr
 from .resilience import guarded
-from .scheduled_run import SCHEDULED_TYPE, scheduled_spec
+from .scheduling.firing import SCHEDULED_TYPE, scheduled_spec
 from .store.base import TaskStore
 from .store.engine import open_engine
 from .store.sql import SqlTaskStore

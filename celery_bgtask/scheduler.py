@@ -31,9 +31,9 @@ from .ids import to_urn
 from .intake import new_record
 from .models import ScheduledTaskInfo, ScheduledTaskTime
 from .resilience import guarded
-from .schedule_callbacks import callback_ref
-from .schedule_times import next_after, plan_times
-from .scheduled_run import SCHEDULED_TYPE
+from .scheduling.callbacks import callback_ref
+from .scheduling.firing import SCHEDULED_TYPE
+from .scheduling.times import next_after, plan_times
 from .store.schedules import DueTime, ScheduleStore
 from .timeutil import now_ms
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from celery_bgtask import SCHEDULED_TYPE, BackgroundTaskComponent, TaskContext, TaskValidationError
-from celery_bgtask.scheduled_run import ScheduledCall
+from celery_bgtask.scheduling.firing import ScheduledCall
 from tests.integration import handlers
 
 HOSTILE = {"scheduleId": "x", "callback": "function:os:getpid"}

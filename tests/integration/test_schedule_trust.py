@@ -21,8 +21,8 @@ from sqlalchemy import update
 
 from celery_bgtask import TaskSchedulerComponent, TaskStatus, TaskValidationError
 from celery_bgtask.ids import parse_task_id
-from celery_bgtask.schedule_callbacks import FUNCTION
-from celery_bgtask.schedule_times import plan_times
+from celery_bgtask.scheduling.callbacks import FUNCTION
+from celery_bgtask.scheduling.times import plan_times
 from celery_bgtask.store.schema import tasks
 from celery_bgtask.timeutil import now_ms
 from tests.helpers import wait_for

@@ -6,8 +6,8 @@ import pytest
 
 from celery_bgtask import ScheduledTaskTime, TaskValidationError
 from celery_bgtask.models import interval_ms
-from celery_bgtask.schedule_callbacks import callback_ref, resolve
-from celery_bgtask.schedule_times import next_after, plan_times
+from celery_bgtask.scheduling.callbacks import callback_ref, resolve
+from celery_bgtask.scheduling.times import next_after, plan_times
 from tests.integration import scheduled_jobs
 
 MINUTE = 60_000

@@ -17,8 +17,8 @@ from typing import Any
 
 from celery.app.task import Task
 
-from .errors import TaskValidationError
-from .reprs import safe_repr
+from ..errors import TaskValidationError
+from ..reprs import safe_repr
 
 FUNCTION = "function:"
 CELERY_TASK = "celery-task:"

@@ -15,12 +15,12 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Engine
 
-from .errors import ScheduleNotFoundError, TaskValidationError
-from .handlers import HandlerSpec, build_spec
-from .resilience import with_retries
-from .schedule_callbacks import resolve
-from .store.schedules import ScheduleStore
-from .validation import json_text
+from ..errors import ScheduleNotFoundError, TaskValidationError
+from ..handlers import HandlerSpec, build_spec
+from ..resilience import with_retries
+from ..store.schedules import ScheduleStore
+from ..validation import json_text
+from .callbacks import resolve
 
 log = logging.getLogger(__name__)
 

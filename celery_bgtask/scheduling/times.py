@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import TaskValidationError
-from .limits import DAY_MS, MAX_DURATION_MS, MAX_INSTANT_MS, show_int
-from .models import ScheduledTaskTime, interval_ms
-from .reprs import safe_repr
+from ..errors import TaskValidationError
+from ..limits import DAY_MS, MAX_DURATION_MS, MAX_INSTANT_MS, show_int
+from ..models import ScheduledTaskTime, interval_ms
+from ..reprs import safe_repr
 
 _FIELD_ALIASES = {
     "next_trigger_time": "nextTriggerTime",
