@@ -109,3 +109,33 @@ class DatabaseGauges(Collector):
 def collector(bg: BackgroundTaskComponent, max_age: float = 5.0) -> DatabaseGauges:
     """The database gauges, for your own registry (``registry.register(collector(bg))``)."""
     return DatabaseGauges(bg, max_age)
+
+
+def serve_from_worker(bg: BackgroundTaskComponent, port: int, address: str = "0.0.0.0") -> None:
+    """Serve ``/metrics`` from each worker's main process, with the prefork children's counts.
+
+    prometheus_client's multiprocess mode: when the worker starts (``worker_init``, before the
+    pool forks) the metric values are switched to files in a fresh directory, which every child
+    inherits and writes to under its own pid; the main process serves their sum
+    (``MultiProcessCollector``) next to the database gauges. It works alike for the thread and
+    solo pools, whose events happen in the main process. See docs/metrics.md.
+    """
+    from celery import signals
+
+    def start(**_: object) -> None:
+        import os
+        import tempfile
+
+        from prometheus_client import start_http_server, values
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        path = tempfile.mkdtemp(prefix="bgtask-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        instrument(bg, CollectorRegistry())  # values in files; this registry only names them
+        exposed = CollectorRegistry()
+        MultiProcessCollector(exposed, path=path)  # type: ignore[no-untyped-call]
+        exposed.register(collector(bg))
+        start_http_server(port, addr=address, registry=exposed)
+
+    signals.worker_init.connect(start, weak=False, dispatch_uid=f"celery_bgtask.metrics.{id(bg)}")

@@ -69,3 +69,11 @@ def test_the_gauges_are_cached_between_scrapes(make_component: Any) -> None:
     fresh = CollectorRegistry()
     fresh.register(collector(bg, max_age=0))
     assert scrape(fresh)[pending] == 2
+
+
+@pytest.mark.parametrize("port", ["9808", 0, 70000, True])
+def test_a_bad_metrics_port_is_refused(celery_app_factory: Any, make_component: Any, port: Any) -> None:
+    from celery_bgtask import TaskValidationError
+
+    with pytest.raises(TaskValidationError, match="bgtask_metrics_port"):
+        make_component(celery_app_factory(bgtask_metrics_port=port))
