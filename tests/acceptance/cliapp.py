@@ -1,4 +1,5 @@
-"""The app ``celery -A tests.acceptance.cliapp bgtask ...`` and its worker load: a counting definition."""
+"""The app ``celery -A tests.acceptance.cliapp bgtask ...`` and its workers load: a counting definition;
+with BGTASK_METRICS_PORT, a worker serves Prometheus metrics there."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ app.conf.update(
     bgtask_database_url=os.environ["BGTASK_DATABASE_URL"],
     bgtask_poll_interval=100,
 )
+if "BGTASK_METRICS_PORT" in os.environ:
+    app.conf.bgtask_metrics_port = int(os.environ["BGTASK_METRICS_PORT"])
 bg = BackgroundTaskComponent(app, default_retain_for=-1)
 bg.register_handler("echo", "tests.integration.handlers", "echo")
 bg.register_handler("boom", "tests.integration.handlers", "boom")

@@ -38,7 +38,7 @@ def test_prefork_children_reach_the_endpoint(env: dict[str, str], bg: Background
     port = free_port()
     env = {**env, "BGTASK_METRICS_PORT": str(port)}
     log = tmp_path / "worker.log"
-    with celery_worker("tests.acceptance.metricsapp", env, "-P", "prefork", "-c", "2", log=log):
+    with celery_worker("tests.acceptance.cliapp", env, "-P", "prefork", "-c", "2", log=log):
         ok = [bg.create("echo", {"i": i}, retain_for=-1) for i in range(6)]
         broke = bg.create("boom", {}, retry_count=1, retry_interval=1, retain_for=-1)
         for urn in ok:
