@@ -8,6 +8,7 @@ state-change callbacks, definition hooks and ``retain_for=0`` removal are its su
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -98,6 +99,12 @@ class BackgroundTaskComponent:
                                         self._run_soft_limit)
         # Installed here, past ``register_handler``, which refuses the package's reserved types.
         self._handlers[SCHEDULED_TYPE] = scheduled_spec(app, self.engine)
+        port = app.conf.get("bgtask_metrics_port")
+        if port is not None:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise TaskValidationError("bgtask_metrics_port", f"must be a port number, 1 to 65535, got {port!r}")
+            # The one door to an optional extra: loaded by name, only when asked for.
+            importlib.import_module("celery_bgtask.contrib.prometheus").serve_from_worker(self, port)
 
     # -- what the Celery side and the definitions use (``celery.host.Host``) -----------
     def ensure_ready(self) -> None:
