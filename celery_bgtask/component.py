@@ -43,6 +43,7 @@ from .store.engine import open_engine
 from .store.sql import SqlTaskStore
 from .subscribers import removal_when_done, state_callbacks
 from .timeutil import now_ms
+from .transactional import Transactional, insert_in_transaction
 from .writes import Writer
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,14 @@ class BackgroundTaskComponent:
         """Validated records of ``payloads`` (``intake.build_records``), nothing written yet."""
         return build_records(self.settings, self._definitions.by_id, task_type, payloads, **options)
 
-    def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1) -> None:
-        self._writer.insert_and_publish(records, chunk_size)
+    def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1,
+                           connection: Transactional | None = None) -> None:
+        """Commit and publish; with ``connection``, insert in the caller's transaction and
+        publish after it commits (``transactional``)."""
+        if connection is None:
+            self._writer.insert_and_publish(records, chunk_size)
+        else:
+            insert_in_transaction(self._writer, self.engine, connection, records, chunk_size)
 
     @guarded
     def create(
@@ -163,6 +170,7 @@ class BackgroundTaskComponent:
         retry_count: int | None = None,
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
+        connection: Transactional | None = None,
     ) -> str:
         """Commit a ``pending`` record, then publish its wake-up; return the URN.
 
@@ -171,10 +179,12 @@ class BackgroundTaskComponent:
         while publishing (a broken install, such as a broker transport that cannot be
         imported) is raised, and the record is left committed as ``pending`` with no wake-up
         sent (``enqueued_at`` cleared), so a worker's sweeper publishes it all the same.
+        ``connection`` (an SQLAlchemy ``Connection`` or ``Session`` inside a transaction): the
+        record commits or rolls back with it, and is published only after its commit.
         """
         [record] = self.build_records(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
                                       retain_for=retain_for)
-        self.commit_and_publish([record])
+        self.commit_and_publish([record], connection=connection)
         return to_urn(record.id)
 
     @guarded
@@ -187,6 +197,7 @@ class BackgroundTaskComponent:
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
         chunk_size: int = 1,
+        connection: Transactional | None = None,
     ) -> list[str]:
         """``create`` for a batch: one multi-row INSERT, then one batched publish. All or nothing on bad input.
 
@@ -194,7 +205,8 @@ class BackgroundTaskComponent:
         1, a worker process runs a chunk's tasks one after another, each with its own claim,
         outcome and callbacks, so Celery's per-message work (delivery, the pool, the ack) is
         paid once a chunk. For many short tasks; it trades away parallelism within a chunk.
-        A publish error is handled as in ``create``, for every task of the batch.
+        A publish error is handled as in ``create``, for every task of the batch; ``connection``
+        as in ``create``.
         """
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
@@ -202,7 +214,7 @@ class BackgroundTaskComponent:
         records = self.build_records(task_type, payloads, retry_count=retry_count, retry_interval=retry_interval,
                                      retain_for=retain_for, itemised=True)
         if records:
-            self.commit_and_publish(records, chunk_size)
+            self.commit_and_publish(records, chunk_size, connection)
         return [to_urn(r.id) for r in records]
 
     # -- definitions ----------------------------------------------------------------
@@ -253,6 +265,7 @@ class BackgroundTaskComponent:
         input: Any = None,
         delay: float | timedelta | None = None,
         retain_for: int | timedelta | None = None,
+        connection: Transactional | None = None,
     ) -> str:
         """Start a run of a definition; return the task URN.
 
@@ -261,7 +274,7 @@ class BackgroundTaskComponent:
         runs, and whatever it raises reaches you unchanged. Only then is the record written
         (``pending``) and queued; with ``delay`` (seconds or a ``timedelta``) it becomes due
         that much later. ``retain_for`` (ms) overrides the definition's, which overrides the
-        component default.
+        component default. ``connection``: as in ``create``.
         """
         v.task_type("definition_id", definition_id)
         definition = self._definitions.by_id.get(definition_id)
@@ -271,7 +284,7 @@ class BackgroundTaskComponent:
         due = None if not wait else now_ms() + int(wait * 1000)
         [record] = self.build_records(definition.id, [input], retry_count=None, retry_interval=None,
                                       retain_for=retain_for, field="input", next_run_at=due)
-        self.commit_and_publish([record])
+        self.commit_and_publish([record], connection=connection)
         log.info("definition %s triggered as task %s", definition.id, record.id)
         return to_urn(record.id)
 
