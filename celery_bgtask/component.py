@@ -27,6 +27,7 @@ from .core.events import EventBus
 from .core.record import TaskRecord
 from .definitions import DEFAULT_MAX_ITERATIONS, DefinitionInfo, Definitions, Hook, RunFunction, TaskDefinition
 from .definitions.abort import abort_task
+from .durable import DurableTask
 from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec
 from .ids import parse_task_id, to_urn
@@ -134,6 +135,31 @@ class BackgroundTaskComponent:
         if task_type in self._definitions.by_id:
             raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
+
+    def task(self, type_or_fn: str | Callable[..., Any] | None = None, /, *, retry_count: int | None = None,
+             retry_interval: int | timedelta | None = None, retain_for: int | timedelta | None = None,
+             state_change_callback: StateCallback | None = None,
+             options: HandlerOptions | dict[str, Any] | None = None) -> Any:
+        """``@bg.task``, ``@bg.task("type", retry_count=3, ...)``: the drop-in for ``@app.task``.
+
+        Registers the function as the handler of its type (default ``module.qualname``) and
+        returns a ``DurableTask`` whose ``create`` / ``delay`` take these options as defaults.
+        """
+        if type_or_fn is not None and not isinstance(type_or_fn, str) and not callable(type_or_fn):
+            raise TaskValidationError("task_type", f"must be a str or the decorated function, got "
+                                                   f"{type(type_or_fn).__name__}")
+        defaults = {k: v for k, v in dict(retry_count=retry_count, retry_interval=retry_interval,
+                                          retain_for=retain_for).items() if v is not None}
+        # Bad options fail at decoration, not at the first create.
+        self.build_records("durable-task-options", [None], retry_count=retry_count, retry_interval=retry_interval,
+                           retain_for=retain_for)
+
+        def decorate(fn: Callable[..., Any]) -> DurableTask[Any]:
+            task_type = type_or_fn if isinstance(type_or_fn, str) else f"{fn.__module__}.{fn.__qualname__}"
+            self.register_handler(task_type, fn, state_change_callback=state_change_callback, options=options)
+            return DurableTask(self, task_type, fn, defaults)
+
+        return decorate(type_or_fn) if callable(type_or_fn) else decorate
 
     def unregister_handler(self, task_type: str) -> None:
         """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
