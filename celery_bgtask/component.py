@@ -28,6 +28,7 @@ from .core.events import EventBus
 from .core.record import TaskRecord
 from .definitions import DEFAULT_MAX_ITERATIONS, DefinitionInfo, Definitions, Hook, RunFunction, TaskDefinition
 from .definitions.abort import abort_task
+from .durable import DurableTask
 from .errors import HandlerNotFoundError, TaskValidationError
 from .handlers import HandlerSpec, StateCallback, build_spec
 from .ids import parse_task_id, to_urn
@@ -44,6 +45,7 @@ from .store.engine import open_engine
 from .store.sql import SqlTaskStore
 from .subscribers import removal_when_done, state_callbacks
 from .timeutil import now_ms
+from .transactional import Transactional, insert_in_transaction
 from .writes import Writer
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,31 @@ class BackgroundTaskComponent:
             raise TaskValidationError("task_type", f"{safe_repr(task_type)} is the id of a task definition")
         self._handlers[task_type] = build_spec(task_type, module, method, state_change_callback, options)
 
+    def task(self, type_or_fn: str | Callable[..., Any] | None = None, /, *, retry_count: int | None = None,
+             retry_interval: int | timedelta | None = None, retain_for: int | timedelta | None = None,
+             state_change_callback: StateCallback | None = None,
+             options: HandlerOptions | dict[str, Any] | None = None) -> Any:
+        """``@bg.task``, ``@bg.task("type", retry_count=3, ...)``: the drop-in for ``@app.task``.
+
+        Registers the function as the handler of its type (default ``module.qualname``) and
+        returns a ``DurableTask`` whose ``create`` / ``delay`` take these options as defaults.
+        """
+        if type_or_fn is not None and not isinstance(type_or_fn, str) and not callable(type_or_fn):
+            raise TaskValidationError("task_type", f"must be a str or the decorated function, got "
+                                                   f"{type(type_or_fn).__name__}")
+        defaults = {k: v for k, v in dict(retry_count=retry_count, retry_interval=retry_interval,
+                                          retain_for=retain_for).items() if v is not None}
+        # Bad options fail at decoration, not at the first create.
+        self.build_records("durable-task-options", [None], retry_count=retry_count, retry_interval=retry_interval,
+                           retain_for=retain_for)
+
+        def decorate(fn: Callable[..., Any]) -> DurableTask[Any]:
+            task_type = type_or_fn if isinstance(type_or_fn, str) else f"{fn.__module__}.{fn.__qualname__}"
+            self.register_handler(task_type, fn, state_change_callback=state_change_callback, options=options)
+            return DurableTask(self, task_type, fn, defaults)
+
+        return decorate(type_or_fn) if callable(type_or_fn) else decorate
+
     def unregister_handler(self, task_type: str) -> None:
         """Forget the handler (or the task definition of that id); pending tasks of the type stay pending."""
         v.user_task_type("task_type", task_type)
@@ -158,8 +185,14 @@ class BackgroundTaskComponent:
         """Validated records of ``payloads`` (``intake.build_records``), nothing written yet."""
         return build_records(self.settings, self._definitions.by_id, task_type, payloads, **options)
 
-    def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1) -> None:
-        self._writer.insert_and_publish(records, chunk_size)
+    def commit_and_publish(self, records: Sequence[TaskRecord], chunk_size: int = 1,
+                           connection: Transactional | None = None) -> None:
+        """Commit and publish; with ``connection``, insert in the caller's transaction and
+        publish after it commits (``transactional``)."""
+        if connection is None:
+            self._writer.insert_and_publish(records, chunk_size)
+        else:
+            insert_in_transaction(self._writer, self.engine, connection, records, chunk_size)
 
     @guarded
     def create(
@@ -170,6 +203,7 @@ class BackgroundTaskComponent:
         retry_count: int | None = None,
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
+        connection: Transactional | None = None,
     ) -> str:
         """Commit a ``pending`` record, then publish its wake-up; return the URN.
 
@@ -178,10 +212,12 @@ class BackgroundTaskComponent:
         while publishing (a broken install, such as a broker transport that cannot be
         imported) is raised, and the record is left committed as ``pending`` with no wake-up
         sent (``enqueued_at`` cleared), so a worker's sweeper publishes it all the same.
+        ``connection`` (an SQLAlchemy ``Connection`` or ``Session`` inside a transaction): the
+        record commits or rolls back with it, and is published only after its commit.
         """
         [record] = self.build_records(task_type, [payload], retry_count=retry_count, retry_interval=retry_interval,
                                       retain_for=retain_for)
-        self.commit_and_publish([record])
+        self.commit_and_publish([record], connection=connection)
         return to_urn(record.id)
 
     @guarded
@@ -194,6 +230,7 @@ class BackgroundTaskComponent:
         retry_interval: int | timedelta | None = None,
         retain_for: int | timedelta | None = None,
         chunk_size: int = 1,
+        connection: Transactional | None = None,
     ) -> list[str]:
         """``create`` for a batch: one multi-row INSERT, then one batched publish. All or nothing on bad input.
 
@@ -201,7 +238,8 @@ class BackgroundTaskComponent:
         1, a worker process runs a chunk's tasks one after another, each with its own claim,
         outcome and callbacks, so Celery's per-message work (delivery, the pool, the ack) is
         paid once a chunk. For many short tasks; it trades away parallelism within a chunk.
-        A publish error is handled as in ``create``, for every task of the batch.
+        A publish error is handled as in ``create``, for every task of the batch; ``connection``
+        as in ``create``.
         """
         if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Sequence):
             raise TaskValidationError("payloads", f"must be a list of payloads, got {type(payloads).__name__}")
@@ -209,7 +247,7 @@ class BackgroundTaskComponent:
         records = self.build_records(task_type, payloads, retry_count=retry_count, retry_interval=retry_interval,
                                      retain_for=retain_for, itemised=True)
         if records:
-            self.commit_and_publish(records, chunk_size)
+            self.commit_and_publish(records, chunk_size, connection)
         return [to_urn(r.id) for r in records]
 
     # -- definitions ----------------------------------------------------------------
@@ -260,6 +298,7 @@ class BackgroundTaskComponent:
         input: Any = None,
         delay: float | timedelta | None = None,
         retain_for: int | timedelta | None = None,
+        connection: Transactional | None = None,
     ) -> str:
         """Start a run of a definition; return the task URN.
 
@@ -268,7 +307,7 @@ class BackgroundTaskComponent:
         runs, and whatever it raises reaches you unchanged. Only then is the record written
         (``pending``) and queued; with ``delay`` (seconds or a ``timedelta``) it becomes due
         that much later. ``retain_for`` (ms) overrides the definition's, which overrides the
-        component default.
+        component default. ``connection``: as in ``create``.
         """
         v.task_type("definition_id", definition_id)
         definition = self._definitions.by_id.get(definition_id)
@@ -278,7 +317,7 @@ class BackgroundTaskComponent:
         due = None if not wait else now_ms() + int(wait * 1000)
         [record] = self.build_records(definition.id, [input], retry_count=None, retry_interval=None,
                                       retain_for=retain_for, field="input", next_run_at=due)
-        self.commit_and_publish([record])
+        self.commit_and_publish([record], connection=connection)
         log.info("definition %s triggered as task %s", definition.id, record.id)
         return to_urn(record.id)
 

@@ -72,6 +72,9 @@ class TaskStore(Protocol):
     def insert(self, records: Sequence[TaskRecord]) -> None:
         """All of them or none."""
 
+    def insert_in(self, connection: Any, records: Sequence[TaskRecord]) -> None:
+        """Insert in the caller's open transaction (an SQLAlchemy ``Connection``), uncommitted."""
+
     def get(self, task_id: str) -> TaskRecord | None: ...
 
     def page(self, query: PageQuery) -> list[TaskRecord]: ...

@@ -11,9 +11,11 @@ import dataclasses
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..core.record import TaskRecord
 from ..core.state import PENDING, PROCESSING, TERMINAL, Transition, matches
+from ..errors import TaskValidationError
 from .base import Due, PageQuery, sort_key
 
 
@@ -39,6 +41,10 @@ class MemoryTaskStore:
             if any(r.id in self._records for r in records) or len({r.id for r in records}) != len(records):
                 raise KeyError("a task id is already taken")
             self._records.update((r.id, r) for r in records)
+
+    def insert_in(self, connection: Any, records: Sequence[TaskRecord]) -> None:
+        """There is no SQL transaction to join in memory."""
+        raise TaskValidationError("connection", "the in-memory store has no SQL transaction to join")
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self._records.get(task_id)

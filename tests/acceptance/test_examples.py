@@ -48,3 +48,12 @@ def test_bulk_emails_example_runs_by_itself(tmp_path: Path) -> None:
     assert "success: 299, failed: 1" in done.stdout
     assert "failed after its retry: {'to': 'no-address'} (ValueError" in done.stdout
     assert "every task keeps its own record: success, result 'sent to user0@example.com'" in done.stdout
+
+
+def test_durable_tasks_example_runs_by_itself(tmp_path: Path) -> None:
+    done = run_example("durable_tasks.py", tmp_path)
+    assert "types: __main__.welcome_email, invoice-pdf" in done.stdout
+    assert "'sent to ada@example.com', state SUCCESS" in done.stdout
+    assert "{'invoice': 7, 'pages': 2}" in done.stdout
+    assert "failed: ValueError: not an address: 'no-address' (state FAILURE)" in done.stdout
+    assert "the record: __main__.welcome_email success, retries left 2" in done.stdout

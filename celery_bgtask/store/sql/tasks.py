@@ -117,6 +117,11 @@ class SqlTaskStore:
         with self.engine.begin() as conn:
             conn.execute(_INSERT, rows)
 
+    def insert_in(self, connection: Connection, records: Sequence[TaskRecord]) -> None:
+        """INSERT the rows on the caller's connection, inside its transaction: they commit or
+        roll back with the caller's own writes (``transactional``)."""
+        connection.execute(_INSERT, [as_row(r) for r in records])
+
     def _unnest_insert(self) -> TextClause:
         stmt = self._unnest.get(FIELDS)
         if stmt is None:
