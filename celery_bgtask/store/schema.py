@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
@@ -109,5 +110,14 @@ schedule_times = Table(
     Column("interval_days", Integer),
     Column("interval_hours", Integer),
     Column("interval_minutes", Integer),
+    Column("interval_seconds", Integer),
+    Column("cron", String(200)),
+    Column("timezone", String(64)),
+    # A paused time keeps its trigger here (next_trigger_time is NULL, so no tick reads it).
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("paused_trigger", BigInteger),
+    # Its last firing, written by the claim's compare-and-set itself (no extra statement).
+    Column("last_fired_at", BigInteger),
+    Column("last_task_id", Name(32)),
     Index("ix_bgtask_schedule_times_next", "next_trigger_time"),
 )
