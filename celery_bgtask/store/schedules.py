@@ -116,7 +116,8 @@ class ScheduleStore:
             conn.execute(
                 update(schedule_times)
                 .where(t.schedule_id == schedule_id, t.paused == false())
-                .values(paused=True, paused_trigger=t.next_trigger_time, next_trigger_time=None)
+                # In this order: MySQL assigns left to right, each seeing the ones before.
+                .ordered_values((t.paused_trigger, t.next_trigger_time), (t.paused, True), (t.next_trigger_time, None))
             )
             return conn.execute(select(s.id).where(s.id == schedule_id)).first() is not None
 
