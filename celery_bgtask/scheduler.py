@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .celery import runner_of
@@ -32,6 +33,7 @@ from .intake import new_record
 from .models import ScheduledTaskInfo, ScheduledTaskTime, interval_ms
 from .resilience import guarded
 from .scheduling.callbacks import callback_ref
+from .scheduling.entries import Entry
 from .scheduling.firing import SCHEDULED_TYPE
 from .scheduling.times import plan_times, trigger_after
 from .store.schedules import DueTime, ScheduleStore
@@ -215,6 +217,34 @@ class TaskSchedulerComponent:
         return self.store.resume(task_id, after_pause)
 
     # -- the beat's side -------------------------------------------------------------
+    @guarded
+    def sync_entries(self, entries: Sequence[Entry], lease: int, now: int | None = None) -> list[str]:
+        """Keep ``beat_schedule`` entries in the database (beat calls this at start and then
+        every so often); returns the names of stale entries it removed.
+
+        Each entry is upserted by name: one whose stored hash is the same keeps its next
+        trigger, so beats that start at once (or restart) agree and fire it once. An entry
+        that no beat has synced for ``lease`` ms, and that is not among ``entries``, is
+        removed: that is when an entry dropped from the configuration stops.
+        """
+        at = now_ms() if now is None else now
+        self.background.ensure_ready()
+        for e in entries:
+            time = plan_times([e.time], at)[0]
+            try:
+                outcome = self.store.sync_entry(e.name, e.callback, time, e.call, e.digest, at)
+            except IntegrityError:  # another beat inserted it at the same moment: same hash, keep it
+                outcome = self.store.sync_entry(e.name, e.callback, time, e.call, e.digest, at)
+            if outcome == "foreign":
+                log.warning("beat_schedule entry %s: a schedule added with add_task has that name; "
+                            "the entry is not run", e.name)
+            elif outcome == "replaced":
+                log.info("beat_schedule entry %s: stored (%s)", e.name, e.callback)
+        removed = self.store.prune_entries([e.name for e in entries], at - lease)
+        for name in removed:
+            log.info("beat_schedule entry %s: removed (no running beat has had it for %d ms)", name, lease)
+        return removed
+
     def _record(self, due: DueTime, now: int) -> dict[str, Any]:
         payload = {
             "scheduleId": due.schedule_id,

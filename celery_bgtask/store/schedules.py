@@ -22,6 +22,8 @@ from .schema import schedule_times, schedules, tasks
 
 t = schedule_times.c
 s = schedules.c
+#: ``schedules.origin`` of a schedule kept from ``app.conf.beat_schedule``.
+ORIGIN_BEAT = "beat_schedule"
 
 
 class ClaimConflict(BgTaskError):
@@ -57,46 +59,87 @@ class ScheduleStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def replace(self, schedule_id: str, callback: str, planned: Sequence[ScheduledTaskTime], now: int) -> None:
-        """Create the schedule, or replace its callback and every one of its times."""
-        revision = uuid.uuid4().hex
+    def replace(
+        self, schedule_id: str, callback: str, planned: Sequence[ScheduledTaskTime], now: int,
+        entry: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create the schedule, or replace its callback and every one of its times.
+
+        ``entry`` holds the ``call``, ``origin``, ``entry_hash`` and ``seen_at`` of a
+        ``beat_schedule`` entry (None for ``add_task``)."""
         with self.engine.begin() as conn:
-            created = conn.execute(select(s.date_created).where(s.id == schedule_id)).scalar()
-            conn.execute(delete(schedule_times).where(t.schedule_id == schedule_id))
-            conn.execute(delete(schedules).where(s.id == schedule_id))
-            conn.execute(
-                insert(schedules),
-                [{"id": schedule_id, "callback": callback, "date_created": created or now, "date_modified": now}],
-            )
-            conn.execute(
-                insert(schedule_times),
-                [
-                    {
-                        "schedule_id": schedule_id,
-                        "position": position,
-                        "revision": revision,
-                        "next_trigger_time": p.next_trigger_time,
-                        "interval_days": p.interval_days,
-                        "interval_hours": p.interval_hours,
-                        "interval_minutes": p.interval_minutes,
-                        "interval_seconds": p.interval_seconds,
-                        "cron": p.cron,
-                        "timezone": p.timezone,
-                    }
-                    for position, p in enumerate(planned)
-                ],
-            )
+            self._replace(conn, schedule_id, callback, planned, now, entry or {})
+
+    @staticmethod
+    def _replace(
+        conn: Connection, schedule_id: str, callback: str, planned: Sequence[ScheduledTaskTime], now: int,
+        entry: Mapping[str, Any],
+    ) -> None:
+        revision = uuid.uuid4().hex
+        created = conn.execute(select(s.date_created).where(s.id == schedule_id)).scalar()
+        conn.execute(delete(schedule_times).where(t.schedule_id == schedule_id))
+        conn.execute(delete(schedules).where(s.id == schedule_id))
+        conn.execute(
+            insert(schedules),
+            [{"id": schedule_id, "callback": callback, "date_created": created or now, "date_modified": now,
+              "call": None, "origin": None, "entry_hash": None, "seen_at": None, **entry}],
+        )
+        conn.execute(
+            insert(schedule_times),
+            [
+                {
+                    "schedule_id": schedule_id,
+                    "position": position,
+                    "revision": revision,
+                    "next_trigger_time": p.next_trigger_time,
+                    "interval_days": p.interval_days,
+                    "interval_hours": p.interval_hours,
+                    "interval_minutes": p.interval_minutes,
+                    "interval_seconds": p.interval_seconds,
+                    "cron": p.cron,
+                    "timezone": p.timezone,
+                }
+                for position, p in enumerate(planned)
+            ],
+        )
 
     def delete(self, schedule_id: str) -> bool:
         with self.engine.begin() as conn:
             conn.execute(delete(schedule_times).where(t.schedule_id == schedule_id))
             return conn.execute(delete(schedules).where(s.id == schedule_id)).rowcount == 1
 
-    def callback_of(self, schedule_id: str) -> str | None:
-        """The schedule's callback as stored by ``add_task``; None when there is no such schedule."""
+    def callback_of(self, schedule_id: str) -> tuple[str, str | None] | None:
+        """The schedule's callback as stored, with its call's JSON (a ``beat_schedule``
+        entry's args, kwargs and options; None for ``add_task``); None when there is no such schedule."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(s.callback).where(s.id == schedule_id)).scalar()
-        return None if value is None else str(value)
+            row = conn.execute(select(s.callback, s.call).where(s.id == schedule_id)).first()
+        return None if row is None else (str(row.callback), row.call)
+
+    def sync_entry(self, name: str, callback: str, time: ScheduledTaskTime, call: str, digest: str,
+                   now: int) -> str:
+        """Upsert one ``beat_schedule`` entry by name: ``"kept"`` (same hash: only ``seen_at``
+        moves), ``"replaced"``, or ``"foreign"`` (an ``add_task`` schedule has the name; left alone)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(s.origin, s.entry_hash).where(s.id == name).with_for_update()).first()
+            if row is not None and row.origin != ORIGIN_BEAT:
+                return "foreign"
+            if row is not None and row.entry_hash == digest:
+                conn.execute(update(schedules).where(s.id == name).values(seen_at=now))
+                return "kept"
+            entry = {"call": call, "origin": ORIGIN_BEAT, "entry_hash": digest, "seen_at": now}
+            self._replace(conn, name, callback, [time], now, entry)
+            return "replaced"
+
+    def prune_entries(self, keep: Sequence[str], older_than: int) -> list[str]:
+        """Remove the ``beat_schedule`` entries not in ``keep`` that no beat has seen since ``older_than``."""
+        with self.engine.begin() as conn:
+            stale = [str(v) for v in conn.execute(
+                select(s.id).where(s.origin == ORIGIN_BEAT, s.seen_at < older_than, s.id.not_in(keep))
+            ).scalars()]
+            if stale:
+                conn.execute(delete(schedule_times).where(t.schedule_id.in_(stale)))
+                conn.execute(delete(schedules).where(s.id.in_(stale)))
+        return stale
 
     def all_times(self) -> list[Row[Any]]:
         """Every time of every schedule, by schedule id and position, with the status of its

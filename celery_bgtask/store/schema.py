@@ -97,6 +97,12 @@ schedules = Table(
     Column("callback", Text, nullable=False),
     Column("date_created", BigInteger, nullable=False),
     Column("date_modified", BigInteger, nullable=False),
+    # A beat_schedule entry: its args/kwargs/options (JSON), its hash, and when a running
+    # beat that has it last said so (an entry no beat has for a while is removed).
+    Column("call", Text),
+    Column("origin", String(16)),
+    Column("entry_hash", String(32)),
+    Column("seen_at", BigInteger),
 )
 
 schedule_times = Table(

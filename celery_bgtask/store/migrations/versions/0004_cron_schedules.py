@@ -1,4 +1,5 @@
-"""Cron and seconds trigger times, pause and resume, and each time's last firing.
+"""Cron and seconds trigger times, pause and resume, each time's last firing, and
+``beat_schedule`` entries kept as schedules.
 
 Every new column of ``bgtask_schedule_times`` is nullable or has a default, so the rows
 of existing schedules stay as they were (interval times, not paused, never fired here).
@@ -19,6 +20,7 @@ branch_labels = None
 depends_on = None
 
 TABLE = "bgtask_schedule_times"
+HEADS = "bgtask_schedules"
 
 
 def _name(length: int) -> sa.types.TypeEngine[str]:
@@ -36,9 +38,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("paused_trigger", sa.BigInteger()))
         batch.add_column(sa.Column("last_fired_at", sa.BigInteger()))
         batch.add_column(sa.Column("last_task_id", _name(32)))
+    with op.batch_alter_table(HEADS) as batch:
+        batch.add_column(sa.Column("call", sa.Text()))
+        batch.add_column(sa.Column("origin", sa.String(16)))
+        batch.add_column(sa.Column("entry_hash", sa.String(32)))
+        batch.add_column(sa.Column("seen_at", sa.BigInteger()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table(HEADS) as batch:
+        for column in ("seen_at", "entry_hash", "origin", "call"):
+            batch.drop_column(column)
     with op.batch_alter_table(TABLE) as batch:
         for column in ("last_task_id", "last_fired_at", "paused_trigger", "paused", "timezone", "cron",
                        "interval_seconds"):
