@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -389,7 +390,7 @@ def test_beat_schedule_entries_are_kept_in_the_database_and_fire_once_across_two
     # Two beats, one firing per trigger: the triggers are distinct and one second apart.
     triggers = sorted(t.payload["triggerTime"] for t in fired)
     assert len(set(triggers)) == len(triggers)
-    assert all(b - a >= 1000 and (b - a) % 1000 == 0 for a, b in zip(triggers, triggers[1:], strict=False))
+    assert all(b - a >= 1000 and (b - a) % 1000 == 0 for a, b in pairwise(triggers))
     assert scheduled_jobs.entry_calls[0] == ([1, "two"], {"three": 3})
 
 
