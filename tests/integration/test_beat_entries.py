@@ -21,7 +21,7 @@ NOW = 1_800_000_000_000
 class Sunset(solar):
     """A solar schedule as beat_schedule would hold one (a real one needs the ephem package)."""
 
-    def __init__(self) -> None:  # noqa: D107 - ephem is not installed here
+    def __init__(self) -> None:
         pass
 
 
