@@ -48,3 +48,11 @@ def test_bulk_emails_example_runs_by_itself(tmp_path: Path) -> None:
     assert "success: 299, failed: 1" in done.stdout
     assert "failed after its retry: {'to': 'no-address'} (ValueError" in done.stdout
     assert "every task keeps its own record: success, result 'sent to user0@example.com'" in done.stdout
+
+
+def test_beat_entries_example_runs_by_itself(tmp_path: Path) -> None:
+    done = run_example("beat_entries.py", tmp_path)
+    assert done.stdout.count("heartbeat of db") >= 3  # the entry fired, with its args
+    assert "heartbeat: every 1 s, paused True" in done.stdout and "(success)" in done.stdout
+    assert "weekday-report: cron '0 9 * * 1-5' in Europe/Berlin, paused False" in done.stdout
+    assert "last fired - (never)" in done.stdout
