@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import sync_jobs
 from celery import Celery
 from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
@@ -61,11 +62,7 @@ def main() -> None:
             print(f"  {task_id}: {kind}, paused {bool(t.paused)}, next {when(t.next_trigger_time)}, "
                   f"last fired {when(t.last_fired_at)} ({t.last_status or 'never'})")
 
-    for task_id in list(sched.tasks_info().tasks):
-        sched.remove_task(task_id)
-    for task in sched.background.query(task_type=SCHEDULED_TYPE).entities:
-        sched.background.remove(task.id)
-    print("\nremoved the demo's schedules and records; done.")
+    sync_jobs.remove_demo(sched)
 
 
 if __name__ == "__main__":
