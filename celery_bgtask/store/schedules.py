@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, false, func, insert, select, true, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, true, update
 
 from ..errors import BgTaskError
 from ..models import ScheduledTaskTime, interval_ms
@@ -158,7 +158,7 @@ class ScheduleStore:
         with self.engine.begin() as conn:
             conn.execute(
                 update(schedule_times)
-                .where(t.schedule_id == schedule_id, t.paused == false())
+                .where(t.schedule_id == schedule_id, t.paused.is_(None))
                 # In this order: MySQL assigns left to right, each seeing the ones before.
                 .ordered_values((t.paused_trigger, t.next_trigger_time), (t.paused, True), (t.next_trigger_time, None))
             )
@@ -177,7 +177,7 @@ class ScheduleStore:
                 conn.execute(
                     update(schedule_times)
                     .where(t.schedule_id == schedule_id, t.position == row.position, t.paused == true())
-                    .values(paused=False, paused_trigger=None, next_trigger_time=following(row))
+                    .values(paused=None, paused_trigger=None, next_trigger_time=following(row))
                 )
             return conn.execute(select(s.id).where(s.id == schedule_id)).first() is not None
 

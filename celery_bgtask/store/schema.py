@@ -19,7 +19,6 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
@@ -120,7 +119,7 @@ schedule_times = Table(
     Column("cron", String(200)),
     Column("timezone", String(64)),
     # A paused time keeps its trigger here (next_trigger_time is NULL, so no tick reads it).
-    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("paused", Boolean),  # True while paused, else NULL (no default to differ between dialects)
     Column("paused_trigger", BigInteger),
     # Its last firing, written by the claim's compare-and-set itself (no extra statement).
     Column("last_fired_at", BigInteger),

@@ -1,8 +1,8 @@
 """Cron and seconds trigger times, pause and resume, each time's last firing, and
 ``beat_schedule`` entries kept as schedules.
 
-Every new column of ``bgtask_schedule_times`` is nullable or has a default, so the rows
-of existing schedules stay as they were (interval times, not paused, never fired here).
+Every new column is nullable, so the rows of existing schedules stay as they were
+(interval times, not paused, never fired here, not from beat_schedule).
 
 Revision ID: 0004_cron_schedules
 Revises: 0003
@@ -34,7 +34,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("interval_seconds", sa.Integer()))
         batch.add_column(sa.Column("cron", sa.String(200)))
         batch.add_column(sa.Column("timezone", sa.String(64)))
-        batch.add_column(sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("paused", sa.Boolean()))
         batch.add_column(sa.Column("paused_trigger", sa.BigInteger()))
         batch.add_column(sa.Column("last_fired_at", sa.BigInteger()))
         batch.add_column(sa.Column("last_task_id", _name(32)))
