@@ -20,6 +20,7 @@ import redis
 from celery import Celery
 
 from celery_bgtask import SCHEDULED_TYPE, ScheduledTaskTime, TaskSchedulerComponent, TaskStatus
+from celery_bgtask.ids import to_urn
 from celery_bgtask.timeutil import dt_to_ms, now_ms
 from tests.acceptance.procs import celery_beat, celery_worker, kill_group
 from tests.conftest import REDIS_URL
@@ -111,8 +112,16 @@ def test_beats_fire_every_trigger_once_and_follow_runtime_changes(
     assert min(lateness) >= 0, "a trigger fired early"
     assert max(lateness) < 2000, f"fired up to {max(lateness)} ms late"
     info = sched.tasks_info().tasks
-    assert info["one-off-00"] == [ScheduledTaskTime(next_trigger_time=None)]
-    assert info["hourly"] == [ScheduledTaskTime(next_trigger_time=missed + 4 * HOUR, interval_hours=1)]
+    twin_keys = {"next_trigger_time", "interval_days", "interval_hours", "interval_minutes"}
+    assert [t.model_dump(include=twin_keys) for t in info["one-off-00"]] == [
+        ScheduledTaskTime(next_trigger_time=None).model_dump(include=twin_keys)
+    ]
+    assert [t.model_dump(include=twin_keys) for t in info["hourly"]] == [
+        ScheduledTaskTime(next_trigger_time=missed + 4 * HOUR, interval_hours=1).model_dump(include=twin_keys)
+    ]
+    # Beside TWIN's keys, each time's last firing: its record, which succeeded.
+    assert info["hourly"][0].last_task_id == to_urn(by_id["hourly"][0].id)
+    assert info["hourly"][0].last_status == "success"
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
