@@ -1,8 +1,9 @@
 """How long does one beat tick take with 10,000 schedules, 10 of them due?
 
 Run with ``python -m bench.beat_tick``. On a throwaway PostgreSQL database (and on a
-SQLite file, the embedded default) it adds 10,000 daily schedules through
-``add_task``, runs ANALYZE, then, ``RUNS`` times: makes 10 of them due and times one
+SQLite file, the embedded default) it adds 10,000 schedules as ``add_task`` writes them, a
+mix of interval times (daily, every 30 s) and cron times in Europe/Berlin, runs ANALYZE,
+then, ``RUNS`` times: makes 10 of them due and times one
 ``celery_bgtask.beat.Scheduler.tick()`` (read the due times through the index, claim
 each firing with a compare-and-set, commit their 10 task records, publish 10 wake-ups to
 Redis, read the next trigger). Beside it, in the same run, it times what plain Celery's
@@ -36,6 +37,14 @@ SCHEDULES = 10_000
 DUE = 10
 RUNS = 25
 DAY = 86_400_000
+BLANK = {"interval_days": None, "interval_seconds": None, "cron": None, "timezone": None}
+#: The kinds of time the schedules cycle through: every due batch of 10 holds each kind.
+MIX: list[dict[str, object]] = [
+    {"interval_days": 1},
+    {"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"},
+    {"interval_seconds": 30},
+    {"cron": "*/5 * * * *", "timezone": "Europe/Berlin"},
+]
 
 
 def noop() -> None:
@@ -57,7 +66,7 @@ def fill(sched: TaskSchedulerComponent) -> None:
         heads.append({"id": f"schedule-{n:05d}", "callback": "function:bench.beat_tick:noop",
                       "date_created": later - DAY, "date_modified": later - DAY})
         times.append({"schedule_id": f"schedule-{n:05d}", "position": 0, "revision": uuid.uuid4().hex,
-                      "next_trigger_time": later + n * 1000, "interval_days": 1})
+                      "next_trigger_time": later + n * 1000, **BLANK, **MIX[n % len(MIX)]})
     with sched.background.engine.begin() as conn:
         conn.execute(insert(schedules), heads)
         conn.execute(insert(schedule_times), times)

@@ -152,3 +152,9 @@ class AsyncTaskSchedulerComponent:
 
     async def tasks_info(self) -> ScheduledTaskInfo:
         return await _off_loop(self.sync.tasks_info)
+
+    async def pause_task(self, task_id: str) -> bool:
+        return await _off_loop(self.sync.pause_task, task_id)
+
+    async def resume_task(self, task_id: str) -> bool:
+        return await _off_loop(self.sync.resume_task, task_id)

@@ -114,18 +114,22 @@ class BackgroundTask(_CamelModel, Generic[T, U]):
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
-def interval_ms(days: int | None, hours: int | None, minutes: int | None) -> int | None:
+def interval_ms(
+    days: int | None, hours: int | None, minutes: int | None, seconds: int | None = None
+) -> int | None:
     """A trigger time's repeat interval in ms (exact: a day is 24 h), or None for a one-off."""
-    if days is None and hours is None and minutes is None:
+    if days is None and hours is None and minutes is None and seconds is None:
         return None
-    return (((days or 0) * 24 + (hours or 0)) * 60 + (minutes or 0)) * 60_000
+    return ((((days or 0) * 24 + (hours or 0)) * 60 + (minutes or 0)) * 60 + (seconds or 0)) * 1000
 
 
 class ScheduledTaskTime(_CamelModel):
     """One trigger time of a scheduled task (TWIN ``IScheduledTaskTime``).
 
     ``next_trigger_time`` is epoch milliseconds. The intervals add up; none at all means
-    the time fires once.
+    the time fires once. ``cron`` (five fields, local time in ``timezone``, default UTC)
+    replaces the interval. ``paused`` and ``last_*`` are filled in by ``tasks_info`` only
+    (outside TWIN's keys; None values are left out of its JSON).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -134,11 +138,18 @@ class ScheduledTaskTime(_CamelModel):
     interval_days: PositiveInt | None = None
     interval_hours: PositiveInt | None = None
     interval_minutes: PositiveInt | None = None
+    interval_seconds: PositiveInt | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    paused: bool | None = None
+    last_fired_at: int | None = None
+    last_task_id: str | None = None
+    last_status: str | None = None
 
     @property
     def interval_ms(self) -> int | None:
         """The repeat interval in milliseconds, or None for a one-off."""
-        return interval_ms(self.interval_days, self.interval_hours, self.interval_minutes)
+        return interval_ms(self.interval_days, self.interval_hours, self.interval_minutes, self.interval_seconds)
 
 
 class ScheduledTaskInfo(_CamelModel):

@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .celery import runner_of
@@ -29,11 +30,12 @@ from .core.record import as_row
 from .errors import BgTaskError
 from .ids import to_urn
 from .intake import new_record
-from .models import ScheduledTaskInfo, ScheduledTaskTime
+from .models import ScheduledTaskInfo, ScheduledTaskTime, interval_ms
 from .resilience import guarded
 from .scheduling.callbacks import callback_ref
+from .scheduling.entries import Entry
 from .scheduling.firing import SCHEDULED_TYPE
-from .scheduling.times import next_after, plan_times
+from .scheduling.times import plan_times, trigger_after
 from .store.schedules import DueTime, ScheduleStore
 from .timeutil import now_ms
 
@@ -172,15 +174,77 @@ class TaskSchedulerComponent:
         for row in self.store.all_times():
             tasks.setdefault(row.schedule_id, []).append(
                 ScheduledTaskTime(
-                    next_trigger_time=row.next_trigger_time,
+                    next_trigger_time=row.paused_trigger if row.paused else row.next_trigger_time,
                     interval_days=row.interval_days,
                     interval_hours=row.interval_hours,
                     interval_minutes=row.interval_minutes,
+                    interval_seconds=row.interval_seconds,
+                    cron=row.cron,
+                    timezone=row.timezone,
+                    # Outside TWIN's keys, and left out of its JSON when unset.
+                    paused=True if row.paused else None,
+                    last_fired_at=row.last_fired_at,
+                    last_task_id=None if row.last_task_id is None else to_urn(row.last_task_id),
+                    last_status=row.last_status,
                 )
             )
         return ScheduledTaskInfo(tasks=tasks)
 
+    @guarded
+    def pause_task(self, task_id: str) -> bool:
+        """Stop the schedule firing until ``resume_task``; returns whether it exists."""
+        v.task_type("task_id", task_id)
+        self.background.ensure_ready()
+        return self.store.pause(task_id)
+
+    @guarded
+    def resume_task(self, task_id: str) -> bool:
+        """Fire the schedule again, from the next time on its grid (the firings missed while
+        paused are not made up); returns whether it exists."""
+        v.task_type("task_id", task_id)
+        self.background.ensure_ready()
+        now = now_ms()
+
+        def after_pause(row: Any) -> int | None:
+            trigger: int | None = row.paused_trigger
+            if trigger is None or trigger > now:
+                return trigger  # a one-off that fired stays fired; a future trigger stays as it was
+            every = interval_ms(row.interval_days, row.interval_hours, row.interval_minutes, row.interval_seconds)
+            if row.cron is None and every is None:
+                return trigger  # a one-off that came due while paused fires once now
+            return trigger_after(trigger, every, row.cron, row.timezone, now)
+
+        return self.store.resume(task_id, after_pause)
+
     # -- the beat's side -------------------------------------------------------------
+    @guarded
+    def sync_entries(self, entries: Sequence[Entry], lease: int, now: int | None = None) -> list[str]:
+        """Keep ``beat_schedule`` entries in the database (beat calls this at start and then
+        every so often); returns the names of stale entries it removed.
+
+        Each entry is upserted by name: one whose stored hash is the same keeps its next
+        trigger, so beats that start at once (or restart) agree and fire it once. An entry
+        that no beat has synced for ``lease`` ms, and that is not among ``entries``, is
+        removed: that is when an entry dropped from the configuration stops.
+        """
+        at = now_ms() if now is None else now
+        self.background.ensure_ready()
+        for e in entries:
+            time = plan_times([e.time], at)[0]
+            try:
+                outcome = self.store.sync_entry(e.name, e.callback, time, e.call, e.digest, at)
+            except IntegrityError:  # another beat inserted it at the same moment: same hash, keep it
+                outcome = self.store.sync_entry(e.name, e.callback, time, e.call, e.digest, at)
+            if outcome == "foreign":
+                log.warning("beat_schedule entry %s: a schedule added with add_task has that name; "
+                            "the entry is not run", e.name)
+            elif outcome == "replaced":
+                log.info("beat_schedule entry %s: stored (%s)", e.name, e.callback)
+        removed = self.store.prune_entries([e.name for e in entries], at - lease)
+        for name in removed:
+            log.info("beat_schedule entry %s: removed (no running beat has had it for %d ms)", name, lease)
+        return removed
+
     def _record(self, due: DueTime, now: int) -> dict[str, Any]:
         payload = {
             "scheduleId": due.schedule_id,
@@ -210,7 +274,8 @@ class TaskSchedulerComponent:
         fired: list[str] = []
         for _ in range(MAX_BATCHES):
             claimed = self.store.claim_due(
-                at, BATCH, lambda d: next_after(d.next_trigger_time, d.interval_ms, at), lambda d: self._record(d, at)
+                at, BATCH, lambda d: trigger_after(d.next_trigger_time, d.interval_ms, d.cron, d.timezone, at),
+                lambda d: self._record(d, at),
             )
             for d, row in claimed.won:
                 log.info("scheduled task %s: firing time %d (trigger %d) as task %s",

@@ -72,11 +72,7 @@ def main() -> None:
     print("\nthe schedules now (the one-off stays listed with no next trigger):")
     show_schedules()
 
-    for task_id in list(sched.tasks_info().tasks):
-        sched.remove_task(task_id)
-    for task in sched.background.query(task_type=SCHEDULED_TYPE).entities:
-        sched.background.remove(task.id)
-    print("\nremoved the demo's schedules and records; done.")
+    sync_jobs.remove_demo(sched)
 
 
 if __name__ == "__main__":

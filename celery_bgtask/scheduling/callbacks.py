@@ -84,6 +84,22 @@ def callback_ref(callback: object) -> str:
     return _function_ref(callback)
 
 
+def task_ref(field: str, name: object) -> str:
+    """The stored reference of a Celery task named in ``beat_schedule``; its module must not be denied.
+
+    The task is sent by name (it need not import in the beat), so only the name is checked:
+    a task named under ``os`` or ``subprocess`` is refused as their functions are.
+    """
+    if not isinstance(name, str) or not name or len(name) > 200 or "\0" in name:
+        raise TaskValidationError(field, f"must name a Celery task (a str of 1 to 200 characters), "
+                                         f"got {safe_repr(name)}")
+    try:
+        _refuse_denied(name, name)
+    except TaskValidationError as exc:
+        raise TaskValidationError(field, exc.rule) from None
+    return CELERY_TASK + name
+
+
 def _string_ref(callback: str) -> str:
     if not _MODULE_FUNCTION.match(callback):
         raise TaskValidationError(FIELD, f"must be 'module:function' (dotted module path), got {safe_repr(callback)}")

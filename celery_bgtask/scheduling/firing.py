@@ -9,6 +9,7 @@ written by other means cannot make a worker import and call a name of its choosi
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -35,28 +36,36 @@ class ScheduledCall:
         self.app = app
         self.schedules = ScheduleStore(engine)
 
-    def callback_of(self, payload: object) -> str:
-        """The stored callback of the schedule the firing names; raises (running nothing) when there is none."""
+    def callback_of(self, payload: object) -> tuple[str, str | None]:
+        """The stored callback (and call JSON) of the schedule the firing names; raises
+        (running nothing) when there is none."""
         schedule_id = payload.get("scheduleId") if isinstance(payload, dict) else None
         if not isinstance(schedule_id, str) or not schedule_id:
             raise TaskValidationError("payload.scheduleId", "a firing must name its schedule (a non-empty str); "
                                                             "nothing was run")
-        ref = with_retries("schedule", lambda: self.schedules.callback_of(schedule_id))
-        if ref is None:
+        stored = with_retries("schedule", lambda: self.schedules.callback_of(schedule_id))
+        if stored is None:
             raise ScheduleNotFoundError(schedule_id)
+        ref = stored[0]
         named = payload.get("callback") if isinstance(payload, dict) else None
         if named is not None and named != ref:
             log.warning("scheduled task %s: the firing's payload names another callback than the schedule's; "
                         "running the schedule's (%s)", schedule_id, ref)
-        return ref
+        return stored
 
     def run(self, payload: dict[str, Any]) -> Any:
-        ref = self.callback_of(payload)
+        ref, call_json = self.callback_of(payload)
         target = resolve(ref)
         if isinstance(target, str):
-            # A Celery task: send it, so that its own routing, retries and result apply.
+            # A Celery task: send it, so that its own routing, retries and result apply. A
+            # beat_schedule entry's args, kwargs and options come from the schedule's row.
+            call = json.loads(call_json) if call_json else {}
+            args, kwargs, options = call.get("args", []), call.get("kwargs", {}), call.get("options", {})
             task = self.app.tasks.get(target)
-            result = task.apply_async() if task is not None else self.app.send_task(target)
+            if task is not None:
+                result = task.apply_async(args, kwargs, **options)
+            else:
+                result = self.app.send_task(target, args, kwargs, **options)
             return {"celeryTaskId": result.id}
         value = target()
         try:

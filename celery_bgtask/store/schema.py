@@ -96,6 +96,12 @@ schedules = Table(
     Column("callback", Text, nullable=False),
     Column("date_created", BigInteger, nullable=False),
     Column("date_modified", BigInteger, nullable=False),
+    # A beat_schedule entry: its args/kwargs/options (JSON), its hash, and when a running
+    # beat that has it last said so (an entry no beat has for a while is removed).
+    Column("call", Text),
+    Column("origin", String(16)),
+    Column("entry_hash", String(32)),
+    Column("seen_at", BigInteger),
 )
 
 schedule_times = Table(
@@ -109,5 +115,14 @@ schedule_times = Table(
     Column("interval_days", Integer),
     Column("interval_hours", Integer),
     Column("interval_minutes", Integer),
+    Column("interval_seconds", Integer),
+    Column("cron", String(200)),
+    Column("timezone", String(64)),
+    # A paused time keeps its trigger here (next_trigger_time is NULL, so no tick reads it).
+    Column("paused", Boolean),  # True while paused, else NULL (no default to differ between dialects)
+    Column("paused_trigger", BigInteger),
+    # Its last firing, written by the claim's compare-and-set itself (no extra statement).
+    Column("last_fired_at", BigInteger),
+    Column("last_task_id", Name(32)),
     Index("ix_bgtask_schedule_times_next", "next_trigger_time"),
 )

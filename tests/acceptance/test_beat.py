@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import redis
 from celery import Celery
 
 from celery_bgtask import SCHEDULED_TYPE, ScheduledTaskTime, TaskSchedulerComponent, TaskStatus
+from celery_bgtask.ids import to_urn
 from celery_bgtask.timeutil import dt_to_ms, now_ms
 from tests.acceptance.procs import celery_beat, celery_worker, kill_group
 from tests.conftest import REDIS_URL
@@ -110,8 +112,16 @@ def test_beats_fire_every_trigger_once_and_follow_runtime_changes(
     assert min(lateness) >= 0, "a trigger fired early"
     assert max(lateness) < 2000, f"fired up to {max(lateness)} ms late"
     info = sched.tasks_info().tasks
-    assert info["one-off-00"] == [ScheduledTaskTime(next_trigger_time=None)]
-    assert info["hourly"] == [ScheduledTaskTime(next_trigger_time=missed + 4 * HOUR, interval_hours=1)]
+    twin_keys = {"next_trigger_time", "interval_days", "interval_hours", "interval_minutes"}
+    assert [t.model_dump(include=twin_keys) for t in info["one-off-00"]] == [
+        ScheduledTaskTime(next_trigger_time=None).model_dump(include=twin_keys)
+    ]
+    assert [t.model_dump(include=twin_keys) for t in info["hourly"]] == [
+        ScheduledTaskTime(next_trigger_time=missed + 4 * HOUR, interval_hours=1).model_dump(include=twin_keys)
+    ]
+    # Beside TWIN's keys, each time's last firing: its record, which succeeded.
+    assert info["hourly"][0].last_task_id == to_urn(by_id["hourly"][0].id)
+    assert info["hourly"][0].last_status == "success"
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -142,3 +152,60 @@ def test_a_sigkilled_beat_leaves_every_remaining_trigger_to_the_other_once(
     assert staggered == [f"staggered-{n:02d}" for n in range(16)]
     assert all(t.status is TaskStatus.SUCCESS for t in found)
     assert counter(r, env, "fired") == 1 + 16 + 1
+
+
+def triggers_of(found: list[Any], schedule_id: str) -> list[int]:
+    return sorted(t.payload["triggerTime"] for t in found if t.payload["scheduleId"] == schedule_id)
+
+
+@pytest.mark.timeout(330)  # three whole minutes of wall time: the smallest cron period, three times
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_three_beats_fire_cron_and_seconds_entries_once_per_period_while_one_is_killed_and_restarted(
+    backend: str, sched: TaskSchedulerComponent, env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    """beat_schedule's crontab() and timedelta(seconds=5), and a cron added with add_task,
+    over three minutes with three beats; beat 0 is SIGKILLed and restarted after each minute."""
+    env = {**env, "BGTASK_BEAT_ENTRIES": "1"}
+    periods = 3
+    with ExitStack() as stack:
+        stack.enter_context(celery_worker(APP, env, "-c", "2", log=tmp_path / "worker.log"))
+        beats = [stack.enter_context(celery_beat(APP, env, log=tmp_path / f"beat{n}.log")) for n in range(3)]
+        fire_sentinel(sched, "warm-up")
+        sched.add_task("cron-added", [{"cron": "* * * * *", "timezone": "Europe/Berlin"}], f"{JOBS}:fired")
+        for period in range(1, periods + 1):
+            wait_for(lambda p=period: len(triggers_of(records(sched), "cron-added")) >= p
+                     and len(triggers_of(records(sched), "every-minute")) >= p,
+                     timeout=90, what=f"minute {period} of both cron schedules")
+            if period < periods:
+                kill_group(beats[0], signal.SIGKILL)
+                assert beats[0].returncode == -signal.SIGKILL
+                beats[0] = stack.enter_context(celery_beat(APP, env, log=tmp_path / f"beat0-{period}.log"))
+        fire_sentinel(sched, "after")
+        assert all(proc.poll() is None for proc in beats), "a beat died"
+        for proc in beats:  # no more firings; the worker finishes what was fired
+            kill_group(proc)
+        count = len(records(sched))
+        wait_for(lambda: finished(sched, count), timeout=30, what="every firing to finish")
+
+        def runs_match() -> bool:
+            found = records(sched)
+            return all(int(r.get(f"{env['BGTASK_QUEUE']}:entry:{name}") or 0) == len(triggers_of(found, name))
+                       for name in ("every-minute", "every-5s"))
+
+        wait_for(runs_match, timeout=30, what="each firing's entry task to run once")
+
+    found = records(sched)
+    assert_each_firing_once(found)
+    failed = [(t.payload["scheduleId"], t.status, t.error) for t in found if t.status is not TaskStatus.SUCCESS]
+    assert failed == []
+    for schedule_id in ("every-minute", "cron-added"):
+        minutes = triggers_of(found, schedule_id)
+        assert len(minutes) >= periods
+        assert all(m % 60_000 == 0 for m in minutes), f"{schedule_id} fired off the minute"
+        assert all(b - a == 60_000 for a, b in pairwise(minutes)), f"{schedule_id} skipped or repeated a minute"
+    fives = triggers_of(found, "every-5s")
+    assert len(fives) >= periods * 60 // 5 - 12
+    assert all(b - a == 5000 for a, b in pairwise(fives)), "the 5 s entry skipped or repeated a period"
+    # Each firing sent the entry's task once, with its args and kwargs (the counter's name and step).
+    assert int(r.get(f"{env['BGTASK_QUEUE']}:entry:every-5s") or 0) == len(fives)
+    assert counter(r, env, "fired") == len(triggers_of(found, "cron-added")) + 2  # and the two sentinels

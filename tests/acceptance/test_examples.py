@@ -57,3 +57,11 @@ def test_durable_tasks_example_runs_by_itself(tmp_path: Path) -> None:
     assert "{'invoice': 7, 'pages': 2}" in done.stdout
     assert "failed: ValueError: not an address: 'no-address' (state FAILURE)" in done.stdout
     assert "the record: __main__.welcome_email success, retries left 2" in done.stdout
+
+
+def test_beat_entries_example_runs_by_itself(tmp_path: Path) -> None:
+    done = run_example("beat_entries.py", tmp_path)
+    assert done.stdout.count("heartbeat of db") >= 3  # the entry fired, with its args
+    assert "heartbeat: every 1 s, paused True" in done.stdout and "(success)" in done.stdout
+    assert "weekday-report: cron '0 9 * * 1-5' in Europe/Berlin, paused False" in done.stdout
+    assert "last fired - (never)" in done.stdout

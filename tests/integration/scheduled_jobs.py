@@ -52,6 +52,17 @@ def celery_job() -> str:
     return "sent and run"
 
 
+#: The arguments each run of ``entry_job`` got.
+entry_calls: list[tuple[list[Any], dict[str, Any]]] = []
+
+
+@shared_task(name="tests.integration.scheduled_jobs.entry_job")
+def entry_job(*args: Any, **kwargs: Any) -> None:
+    """A beat_schedule entry's task: records the args and kwargs the entry gave."""
+    with _lock:
+        entry_calls.append((list(args), kwargs))
+
+
 not_callable = 42
 
 #: A refused function (``os.getpid``) re-exported under a harmless-looking name.

@@ -67,6 +67,10 @@ def test_async_scheduler_adds_lists_and_removes(
         with pytest.raises(TaskValidationError) as err:
             await sched.add_task("bad", [{"intervalDays": 0}], scheduled_jobs.nightly)
         assert err.value.field == "times[0].intervalDays"
+        assert await sched.pause_task("daily-sync") is True
+        assert (await sched.tasks_info()).tasks["daily-sync"][0].paused is True
+        assert await sched.resume_task("daily-sync") is True
+        assert (await sched.tasks_info()).tasks["daily-sync"][0].next_trigger_time == first
         assert await sched.remove_task("daily-sync") is True
         assert (await sched.tasks_info()).tasks == {}
 

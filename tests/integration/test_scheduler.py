@@ -12,7 +12,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -191,8 +192,13 @@ def test_a_one_off_fires_once_then_stays_listed_with_no_next_trigger(make_schedu
     sched = make_scheduler()
     now = now_ms()
     sched.add_task("once", [{"nextTriggerTime": now - 5}], scheduled_jobs.nightly)
-    assert len(sched.fire_due(now)) == 1
-    assert sched.tasks_info().tasks == {"once": [ScheduledTaskTime(next_trigger_time=None)]}
+    fired = sched.fire_due(now)
+    assert len(fired) == 1
+    (listed,) = sched.tasks_info().tasks["once"]
+    assert listed.model_dump(include={"next_trigger_time", "interval_days", "interval_hours", "interval_minutes",
+                                      "cron", "paused"}, exclude_none=True) == {}
+    # Its last firing, outside TWIN's keys: when, which record, and the record's status.
+    assert (listed.last_fired_at, listed.last_task_id, listed.last_status) == (now, fired[0], "pending")
     assert sched.fire_due(now + DAY) == []
     assert payloads(sched) == [("once", now - 5)]
 
@@ -335,7 +341,8 @@ def test_beat_fires_callbacks_on_a_worker_and_sees_changes_without_a_restart(
     assert by_schedule["explodes"][0].error.name == "RuntimeError"
     assert by_schedule["explodes"][0].error.message == "the nightly export broke"
     assert by_schedule["not-json"][0].status is TaskStatus.SUCCESS and by_schedule["not-json"][0].result is None
-    assert sched.tasks_info().tasks["explodes"] == [ScheduledTaskTime(next_trigger_time=None)] * 2
+    listed = sched.tasks_info().tasks["explodes"]
+    assert [(t.next_trigger_time, t.last_status) for t in listed] == [(None, "failed")] * 2
 
 
 @pytest.mark.parametrize("backend", ["postgres"])  # it proxies the database's TCP link
@@ -364,21 +371,27 @@ def test_a_database_outage_in_a_tick_is_logged_and_the_next_tick_fires(
             beat_scheduler.component.close()
 
 
-def test_static_beat_schedule_entries_still_run_beside_database_schedules(
-    make_scheduler: Any, celery_app_factory: Callable[..., Celery], worker: Any, caplog: pytest.LogCaptureFixture
+def test_beat_schedule_entries_are_kept_in_the_database_and_fire_once_across_two_beats(
+    make_scheduler: Any, celery_app_factory: Callable[..., Celery], worker: Any
 ) -> None:
-    app = celery_app_factory(
-        beat_schedule={"static-ping": {"task": "tests.integration.scheduled_jobs.celery_job", "schedule": 0.3}},
-        bgtask_beat_poll_interval=200,
-    )
+    scheduled_jobs.entry_calls.clear()
+    entry = {"task": "tests.integration.scheduled_jobs.entry_job", "schedule": timedelta(seconds=1),
+             "args": [1, "two"], "kwargs": {"three": 3}, "options": {"priority": 5}}
+    app = celery_app_factory(beat_schedule={"static-ping": entry}, bgtask_beat_poll_interval=200)
     sched = make_scheduler(app)
-    caplog.set_level(logging.WARNING, logger="celery_bgtask.beat")
-    with worker(app), running_beat(app):
+    with worker(app), running_beat(app), running_beat(app):
         sched.add_task("from-db", [{"nextTriggerTime": now_ms()}], scheduled_jobs.nightly)
-        wait_for(lambda: scheduled_jobs.calls["celery_job"] >= 2 and scheduled_jobs.calls["nightly"] == 1,
+        wait_for(lambda: len(scheduled_jobs.entry_calls) >= 3 and scheduled_jobs.calls["nightly"] == 1,
                  timeout=30, what="both kinds of schedule to run")
-    assert "1 entries from beat_schedule (static-ping) run from memory" in caplog.text
-    assert payloads(sched) and payloads(sched)[0][0] == "from-db"
+    (kept,) = sched.tasks_info().tasks["static-ping"]
+    assert kept.interval_seconds == 1
+    fired = [t for t in firings(sched) if t.payload["scheduleId"] == "static-ping"]
+    wait_for(lambda: len(scheduled_jobs.entry_calls) == len(fired), what="every firing's task to run")
+    # Two beats, one firing per trigger: the triggers are distinct and one second apart.
+    triggers = sorted(t.payload["triggerTime"] for t in fired)
+    assert len(set(triggers)) == len(triggers)
+    assert all(b - a >= 1000 and (b - a) % 1000 == 0 for a, b in pairwise(triggers))
+    assert scheduled_jobs.entry_calls[0] == ([1, "two"], {"three": 3})
 
 
 def test_a_firing_whose_publish_failed_is_published_by_a_worker_sweeper(
