@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import click
 
-from ..models import TaskStatus
+from ..models import ScheduledTaskTime, TaskStatus
 from ..scheduler import scheduler_for
 from ..store.migrate import migrate as migrate_schema
 from ..store.sql.stats import read_stats
@@ -125,13 +125,25 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(info.model_dump(mode="json", by_alias=True, exclude_none=True))
         return
-    rows = [[sid, instant(t.next_trigger_time), t.interval_days, t.interval_hours,
-             t.interval_minutes] for sid, times in info.tasks.items() for t in times]
-    table(None, ("schedule", "next trigger", "days", "hours", "minutes"), rows)
+    rows = [[sid, instant(t.next_trigger_time), _every(t), "yes" if t.paused else "",
+             _last_firing(t.last_fired_at, t.last_status)] for sid, times in info.tasks.items() for t in times]
+    table(None, ("schedule", "next trigger", "every", "paused", "last firing"), rows)
+
+
+def _every(t: ScheduledTaskTime) -> str:
+    """A time's repeat rule in one cell: its cron and zone, or its interval parts."""
+    if t.cron is not None:
+        return f"cron '{t.cron}' {t.timezone or 'UTC'}"
+    parts = [(t.interval_days, "d"), (t.interval_hours, "h"), (t.interval_minutes, "m"), (t.interval_seconds, "s")]
+    return " ".join(f"{n}{unit}" for n, unit in parts if n) or "once"
+
+
+def _last_firing(at: int | None, status: str | None) -> str:
+    return "" if at is None else f"{instant(at)} ({status or 'removed'})"
 
 
 def _schedule_switch(name: str, method: str) -> None:
-    """``pause`` / ``resume``: the scheduler's ``pause_task`` / ``resume_task`` (when built)."""
+    """``pause`` / ``resume``: the scheduler's ``pause_task`` / ``resume_task``."""
 
     @bgtask.command(name=name, help=f"{name.capitalize()} a schedule (TaskSchedulerComponent.{method}).")
     @click.argument("schedule_id")
@@ -139,9 +151,7 @@ def _schedule_switch(name: str, method: str) -> None:
     @clean_errors
     def command(ctx: click.Context, schedule_id: str) -> None:
         scheduler = scheduler_for(component(ctx).app)
-        switch: Any = getattr(scheduler, method, None)
-        if switch is None:
-            fail(f"{name}: schedules cannot be paused in this version (TaskSchedulerComponent.{method} is not built)")
+        switch: Callable[[str], bool] = getattr(scheduler, method)
         if not switch(schedule_id):
             fail(f"schedule {schedule_id}: no such schedule")
         click.echo(f"{name}: done")

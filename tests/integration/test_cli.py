@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from celery_bgtask import BackgroundTaskComponent, TaskContext, TaskStatus
+from celery_bgtask import BackgroundTaskComponent, TaskContext, TaskSchedulerComponent, TaskStatus
 from celery_bgtask.cli import bgtask
 from celery_bgtask.ids import parse_task_id
 from tests.helpers import status_of, wait_for
+from tests.integration import scheduled_jobs
 
 pytestmark = pytest.mark.backends("postgres")
 
@@ -139,7 +140,8 @@ def test_stats_counts_by_type_and_status(make_component: Any, worker: Any) -> No
         (["list", "--limit", "ten"], "--limit"),
         (["trigger", "countTo", "--input", "{nope"], "--input: not valid JSON"),
         (["trigger", "noSuchDefinition"], "noSuchDefinition"),
-        (["pause", "nightly"], "pause"),
+        (["pause", "nightly"], "no such schedule"),
+        (["resume", "nightly"], "no such schedule"),
         (["dashboard"], "dashboard is not built"),
     ],
 )
@@ -151,6 +153,23 @@ def test_bad_input_is_one_line_and_exit_code_2(make_component: Any, args: list[s
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], result.output
+
+
+def test_schedules_pause_and_resume(make_component: Any) -> None:
+    bg = make_component()
+    sched = TaskSchedulerComponent(bg.app)
+    sched.add_task("nightly", [{"intervalHours": 24}], scheduled_jobs.nightly)
+    sched.add_task("weekdays", [{"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}], scheduled_jobs.nightly)
+    listed = run(bg, "schedules")
+    assert listed.exit_code == 0 and "24h" in listed.output and "cron '0 9 * * 1-5' Europe/Berlin" in listed.output
+    paused = run(bg, "pause", "nightly")
+    assert paused.exit_code == 0 and "pause: done" in paused.output
+    info = json.loads(run(bg, "schedules", "--json").output)
+    assert info["tasks"]["nightly"][0]["paused"] is True and info["tasks"]["weekdays"][0].get("paused") is not True
+    assert "yes" in run(bg, "schedules").output
+    resumed = run(bg, "resume", "nightly")
+    assert resumed.exit_code == 0 and "resume: done" in resumed.output
+    assert sched.tasks_info().tasks["nightly"][0].paused is not True
 
 
 def test_migrate_and_cleanup(make_component: Any) -> None:
