@@ -12,16 +12,12 @@ Run it with ``python examples/beat_entries.py``.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import sync_jobs
 from celery import Celery
-from celery.beat import EmbeddedService
-from celery.contrib.testing.worker import start_worker
 
-from celery_bgtask import SCHEDULED_TYPE, TaskSchedulerComponent
-from celery_bgtask.beat import Scheduler
+from celery_bgtask import TaskSchedulerComponent
 
 app = Celery("beat_entries")  # no broker configured: celery_bgtask picks memory://
 app.conf.beat_schedule = {
@@ -42,18 +38,7 @@ def when(ms: int | None) -> str:
 
 def main() -> None:
     sched.add_task("weekday-report", [{"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}], "sync_jobs:sync")
-    beat = EmbeddedService(app, thread=True, scheduler_cls=Scheduler)
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-        beat.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done = [t for t in sched.background.query(task_type=SCHEDULED_TYPE).entities if t.status.is_terminal]
-            if len(done) >= 3:
-                break
-            time.sleep(0.05)
-        sched.pause_task("heartbeat")
-        beat.stop()
-        beat.join(10)
+    sync_jobs.run_beat_until(app, sched, 3, before_stop=lambda: sched.pause_task("heartbeat"))
 
     print("\nthe schedules (the beat_schedule entry is one of them):")
     for task_id, times in sorted(sched.tasks_info().tasks.items()):

@@ -12,16 +12,12 @@ Run it with ``python examples/daily_sync.py``.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 
 import sync_jobs
 from celery import Celery
-from celery.beat import EmbeddedService
-from celery.contrib.testing.worker import start_worker
 
 from celery_bgtask import SCHEDULED_TYPE, ScheduledTaskTime, TaskSchedulerComponent
-from celery_bgtask.beat import Scheduler
 from celery_bgtask.timeutil import now_ms
 
 app = Celery("daily_sync")  # no broker configured: celery_bgtask picks memory://
@@ -53,17 +49,7 @@ def main() -> None:
     sched.add_task("daily-report", [{"nextTriggerTime": missed, "intervalDays": 1}], "sync_jobs:sync")
     print("\nadded a one-off due in a second, and a daily report last due three days ago; running beat:")
 
-    beat = EmbeddedService(app, thread=True, scheduler_cls=Scheduler)
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-        beat.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done = [t for t in sched.background.query(task_type=SCHEDULED_TYPE).entities if t.status.is_terminal]
-            if len(done) == 2:
-                break
-            time.sleep(0.05)
-        beat.stop()
-        beat.join(10)
+    sync_jobs.run_beat_until(app, sched, 2)
 
     print("\nthe firing records (one per firing, queryable like any task):")
     for task in sched.background.query(task_type=SCHEDULED_TYPE).entities:
