@@ -7,7 +7,7 @@ from collections.abc import Callable
 import click
 
 from ..models import ScheduledTaskTime, TaskStatus
-from ..scheduler import scheduler_for
+from ..scheduler import TaskSchedulerComponent, scheduler_for
 from ..store.migrate import migrate as migrate_schema
 from ..store.sql.stats import read_stats
 from ..timeutil import now_ms
@@ -142,23 +142,21 @@ def _last_firing(at: int | None, status: str | None) -> str:
     return "" if at is None else f"{instant(at)} ({status or 'removed'})"
 
 
-def _schedule_switch(name: str, method: str) -> None:
+def _schedule_switch(name: str, switch: Callable[[TaskSchedulerComponent, str], bool]) -> None:
     """``pause`` / ``resume``: the scheduler's ``pause_task`` / ``resume_task``."""
 
-    @bgtask.command(name=name, help=f"{name.capitalize()} a schedule (TaskSchedulerComponent.{method}).")
+    @bgtask.command(name=name, help=f"{name.capitalize()} a schedule (TaskSchedulerComponent.{name}_task).")
     @click.argument("schedule_id")
     @click.pass_context
     @clean_errors
     def command(ctx: click.Context, schedule_id: str) -> None:
-        scheduler = scheduler_for(component(ctx).app)
-        switch: Callable[[str], bool] = getattr(scheduler, method)
-        if not switch(schedule_id):
+        if not switch(scheduler_for(component(ctx).app), schedule_id):
             fail(f"schedule {schedule_id}: no such schedule")
         click.echo(f"{name}: done")
 
 
-_schedule_switch("pause", "pause_task")
-_schedule_switch("resume", "resume_task")
+_schedule_switch("pause", TaskSchedulerComponent.pause_task)
+_schedule_switch("resume", TaskSchedulerComponent.resume_task)
 
 
 @bgtask.command()
