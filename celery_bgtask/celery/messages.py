@@ -46,13 +46,6 @@ def key_problem(item: Any) -> str | None:
     return None
 
 
-def run_key(args: Any) -> Key | None:
-    """The key of a well-formed run message's arguments, else None (quietly: for Celery's signals)."""
-    if not isinstance(args, (list, tuple)) or len(args) < 2 or key_problem(args[:2]) is not None:
-        return None
-    return str(args[0]), int(args[1])
-
-
 def _type_problem(kwargs: Any) -> str | None:
     if not isinstance(kwargs, dict) or set(kwargs) - {"task_type"}:
         return f"the only keyword argument is task_type, got {_short.repr(kwargs)}"

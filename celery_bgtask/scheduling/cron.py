@@ -62,12 +62,6 @@ def from_crontab(spec: crontab) -> CronSpec:
                     frozenset(spec.month_of_year), frozenset(spec.day_of_week))
 
 
-def cron_text(spec: crontab) -> str:
-    """The five-field string of a Celery ``crontab``, as it was written."""
-    return " ".join(str(f) for f in (spec._orig_minute, spec._orig_hour, spec._orig_day_of_month,  # noqa: SLF001
-                                     spec._orig_month_of_year, spec._orig_day_of_week))  # noqa: SLF001
-
-
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``; raises ``CronError`` for an unknown one."""
